@@ -1,0 +1,48 @@
+# fastfl: `make run` runs the FedAvg simulation, `make test` runs the whole test suite.
+# Both create .venv and build the native extension first (needs Python >= 3.10 and a C++17 compiler).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+STAMP := $(VENV)/.fastfl-installed
+NATIVE_SRC := setup.py CMakeLists.txt pyproject.toml $(wildcard csrc/*.cpp csrc/fastfl/*.cpp csrc/fastfl/*.hpp)
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+
+.PHONY: setup run test test-native test-backends bench bench-smoke lint clean
+
+setup: $(STAMP)
+
+$(STAMP): $(NATIVE_SRC)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) setuptools wheel pybind11 cmake ninja
+	$(PIP) --no-build-isolation -e '.[test]'
+	# FedLab 1.2.1 itself, as a peer for compatibility tests and a baseline for benchmarks.
+	$(PIP) --no-deps fedlab==1.2.1 nvidia-ml-py tqdm pandas
+	$(PY) -c "import fastfl.ops as o; print('fastfl backend:', o.backend())"
+	touch $@
+
+run: $(STAMP)
+	$(PY) examples/standalone_fedavg.py
+
+# The whole suite on the native backend, then the kernel-level tests on numba and torch.
+test: $(STAMP)
+	FASTFL_REQUIRE_NATIVE=1 $(PYTEST)
+	$(MAKE) --no-print-directory test-backends
+
+test-backends: $(STAMP)
+	FASTFL_BACKEND=numba $(PYTEST) tests/ops tests/utils
+	FASTFL_BACKEND=torch $(PYTEST) tests/ops tests/utils
+
+bench-smoke: $(STAMP)
+	FASTFL_REQUIRE_NATIVE=1 $(PYTEST) bench --benchmark-disable -m "not slow"
+
+bench: $(STAMP)
+	FASTFL_REQUIRE_NATIVE=1 $(PYTEST) bench --benchmark-only --benchmark-json=bench/results.json
+
+lint: $(STAMP)
+	$(PY) -m ruff check fastfl tests bench examples
+	$(PY) -m ruff format --check fastfl tests bench examples
+
+clean:
+	rm -rf build $(VENV) fastfl/_C*.so
