@@ -5,7 +5,7 @@ import socket
 import pytest
 import torch
 
-import fastfl.ops as ops
+from fastfl import ops
 
 BACKENDS = ops.available_backends()
 

@@ -16,7 +16,6 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from fastfl.dtypes import FLOAT_DTYPES
 from fastfl.errors import KernelArgumentError, KernelTypeError
 from fastfl.ops import _check, _select
 
@@ -72,7 +71,9 @@ def _pick(device: torch.device | None) -> ModuleType:
     return _impl if device is None or device.type == "cpu" else _torch
 
 
-def flatten(tensors: Sequence[Tensor], *, out: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:
+def flatten(
+    tensors: Sequence[Tensor], *, out: Tensor | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
     """Copy many tensors into one flat buffer, in order, casting to the buffer's dtype.
 
     Args:
@@ -195,7 +196,9 @@ def mix_(s: Tensor, n: Tensor, alpha: float) -> Tensor:
     return s
 
 
-def pack(tensors: Sequence[Tensor], offsets: Sequence[int], dtypes: Sequence[torch.dtype], *, out: Tensor) -> Tensor:
+def pack(
+    tensors: Sequence[Tensor], offsets: Sequence[int], dtypes: Sequence[torch.dtype], *, out: Tensor
+) -> Tensor:
     """Copy each tensor, cast to dtypes[i], into the byte buffer `out` at byte offset offsets[i].
 
     This is the payload half of the wire format: one pass over the bytes of all tensors.
@@ -203,7 +206,9 @@ def pack(tensors: Sequence[Tensor], offsets: Sequence[int], dtypes: Sequence[tor
     srcs = _check.tensors(tensors, "tensors")
     _check.tensor(out, "out")
     if out.dtype != torch.uint8 or out.dim() != 1:
-        raise KernelTypeError(f"out must be a 1-D torch.uint8 buffer, got {out.dtype} of shape {tuple(out.shape)}")
+        raise KernelTypeError(
+            f"out must be a 1-D torch.uint8 buffer, got {out.dtype} of shape {tuple(out.shape)}"
+        )
     if not (len(offsets) == len(dtypes) == len(srcs)):
         raise KernelArgumentError(
             f"got {len(srcs)} tensors, {len(offsets)} offsets and {len(dtypes)} dtypes; counts must match"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -71,6 +72,6 @@ def weight_list(weights: object, count: int, name: str = "weights") -> list[floa
     if len(values) != count:
         raise KernelArgumentError(f"{name} has {len(values)} entries for {count} inputs")
     for i, w in enumerate(values):
-        if w != w or w in (float("inf"), float("-inf")):
+        if not math.isfinite(w):
             raise KernelArgumentError(f"{name}[{i}] is {w}; weights must be finite")
     return values

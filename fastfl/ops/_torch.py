@@ -32,7 +32,11 @@ def combine(srcs: Sequence[Tensor], dsts: Sequence[Tensor], alpha: float) -> Non
 def weighted_sum(inputs: Sequence[Tensor], weights: Sequence[float], out: Tensor, acc_fp64: bool) -> None:
     """Write sum_i weights[i] * inputs[i] into out, accumulating in fp64 or fp32."""
     acc_dtype = torch.float64 if acc_fp64 else torch.float32
-    acc = out.view(-1) if out.dtype == acc_dtype else torch.empty(out.numel(), dtype=acc_dtype, device=out.device)
+    acc = (
+        out.view(-1)
+        if out.dtype == acc_dtype
+        else torch.empty(out.numel(), dtype=acc_dtype, device=out.device)
+    )
     acc.zero_()
     for x, w in zip(inputs, weights, strict=True):
         acc.add_(x.reshape(-1).to(acc_dtype), alpha=w)
