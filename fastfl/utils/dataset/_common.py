@@ -1,0 +1,166 @@
+"""Shared helpers of the partition code: argument checks, random generators, index grouping."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from fastfl.errors import FastFLError
+
+RngLike = np.random.Generator | int | np.integer | None
+
+
+class PartitionError(FastFLError, ValueError):
+    """A partition scheme got an invalid or impossible combination of arguments."""
+
+
+class PartitionTypeError(FastFLError, TypeError):
+    """A partition argument has the wrong type (e.g. float labels, a non-integer count)."""
+
+
+class DatasetFileError(FastFLError, FileNotFoundError):
+    """A data set's files are missing or malformed (fastfl never downloads; the message says where to get them)."""
+
+
+class OptionalDependencyError(FastFLError, ImportError):
+    """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
+
+
+def as_rng(rng: RngLike, name: str = "rng") -> np.random.Generator:
+    """Return a numpy Generator: ``rng`` itself, one seeded with it, or a fresh one for None.
+
+    fastfl never touches numpy's global random state: every function takes its own generator.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        if rng is not None and rng < 0:
+            raise PartitionError(f"{name} must be a non-negative integer seed, got {rng}")
+        return np.random.default_rng(None if rng is None else int(rng))
+    raise PartitionTypeError(
+        f"{name} must be a numpy Generator, an integer seed or None, not {type(rng).__name__}"
+    )
+
+
+def check_int(name: str, value: Any, minimum: int = 0) -> int:
+    """Return ``value`` as an int after checking that it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise PartitionTypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise PartitionError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking that it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise PartitionTypeError(f"{name} must be a positive number, not {type(value).__name__} ({value!r})")
+    if not math.isfinite(value) or value <= 0:
+        raise PartitionError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def as_labels(targets: Any, num_classes: int | None = None, name: str = "targets") -> np.ndarray:
+    """Return ``targets`` (list, ndarray or CPU tensor) as a 1-D int64 array of class labels.
+
+    Labels must be integers in ``[0, num_classes)``; floats holding whole numbers are accepted.
+    """
+    arr = np.asarray(targets)
+    if arr.ndim != 1:
+        raise PartitionError(f"{name} must be 1-D (one label per sample), got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise PartitionTypeError(f"{name} must hold integer class labels, got non-integer floats")
+    elif arr.dtype.kind not in "iu":
+        raise PartitionTypeError(f"{name} must hold integer class labels, not dtype {arr.dtype}")
+    labels = arr.astype(np.int64, copy=False)
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0:
+            raise PartitionError(f"{name} must hold labels >= 0, found {low}")
+        if num_classes is not None and high >= num_classes:
+            raise PartitionError(
+                f"{name} holds label {high} but num_classes is {num_classes}; "
+                f"labels must lie in [0, num_classes)"
+            )
+    return labels
+
+
+def check_clients(num_clients: Any, num_samples: int) -> int:
+    """Check that ``num_clients`` is an int in ``[1, num_samples]``."""
+    num_clients = check_int("num_clients", num_clients, 1)
+    if num_clients > num_samples:
+        raise PartitionError(
+            f"num_clients ({num_clients}) is larger than the number of samples ({num_samples}); "
+            f"every client needs at least one sample"
+        )
+    return num_clients
+
+
+def _small_keys(keys: np.ndarray, num_groups: int) -> np.ndarray:
+    """Cast group keys to the smallest integer type, so numpy's stable sort is a radix sort."""
+    if num_groups < 2**15:
+        return keys.astype(np.int16, copy=False)
+    return keys.astype(np.int32 if num_groups < 2**31 else np.int64, copy=False)
+
+
+def group(
+    keys: np.ndarray, num_groups: int, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group positions ``0..len(keys)-1`` by key, in O(N).
+
+    Args:
+        keys: int array with values in ``[-1, num_groups)``; ``-1`` marks dropped positions.
+        num_groups: number of groups.
+        rng: when given, positions within each group come in random order; else ascending.
+
+    Returns:
+        ``(positions, offsets)``: group g is ``positions[offsets[g]:offsets[g + 1]]``. Dropped
+        positions are left out.
+    """
+    keys = np.asarray(keys)
+    if rng is None:
+        order = np.argsort(_small_keys(keys, num_groups), kind="stable")
+    else:
+        order = rng.permutation(keys.shape[0])
+        order = order[np.argsort(_small_keys(keys[order], num_groups), kind="stable")]
+    counts = np.bincount(keys + 1, minlength=num_groups + 1)  # counts[0]: dropped positions
+    offsets = np.zeros(num_groups + 1, dtype=np.int64)
+    np.cumsum(counts[1:], out=offsets[1:])
+    return order[counts[0] :], offsets
+
+
+def owners_from_counts(labels: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Turn a client-by-class count matrix into one owner (client id or -1) per sample.
+
+    Args:
+        labels: int64 labels, one per sample.
+        counts: ``(num_clients, num_classes)`` ints; column k sums to at most the size of class k.
+        rng: draws which samples of a class go to which client (uniformly at random).
+
+    Returns:
+        An int64 array of length N: the client of each sample, or -1 where it is dropped.
+    """
+    num_clients, num_classes = counts.shape
+    positions, offsets = group(labels, num_classes, rng)
+    class_sizes = np.diff(offsets)
+    leftover = class_sizes - counts.sum(axis=0)
+    if np.any(leftover < 0):
+        raise PartitionError("a class was asked for more samples than it holds")
+    full = np.concatenate([counts.T, leftover[:, None]], axis=1)  # (K, J + 1), row-major per class
+    client_ids = np.append(np.arange(num_clients, dtype=np.int64), -1)
+    owner_sorted = np.repeat(np.tile(client_ids, num_classes), full.ravel())
+    owners = np.full(labels.shape[0], -1, dtype=np.int64)
+    owners[positions] = owner_sorted
+    return owners
+
+
+def split_by_owner(
+    owners: np.ndarray, num_clients: int, rng: np.random.Generator | None
+) -> dict[int, np.ndarray]:
+    """Return ``{client: indices}`` from one owner per sample (random order within a client)."""
+    positions, offsets = group(owners, num_clients, rng)
+    return {cid: positions[offsets[cid] : offsets[cid + 1]] for cid in range(num_clients)}
