@@ -28,7 +28,15 @@ def _weight_dtype(weights: Weights | None) -> torch.dtype:
     """The dtype FedLab's normalised weights have: what torch.tensor(weights) / sum gives."""
     if weights is None:
         return torch.get_default_dtype()
-    probe = weights if isinstance(weights, Tensor) else torch.as_tensor(np.asarray(weights))
+    if isinstance(weights, Tensor):
+        probe = weights
+    elif isinstance(weights, np.ndarray):
+        probe = torch.from_numpy(weights)
+    else:  # a list: torch.tensor infers float32 for Python floats, int64 for ints, as in FedLab
+        try:
+            probe = torch.tensor(list(weights))
+        except (TypeError, ValueError, RuntimeError):
+            return torch.get_default_dtype()
     return probe.dtype if probe.is_floating_point() else torch.get_default_dtype()
 
 
@@ -115,6 +123,11 @@ class Aggregators:
             out = torch.empty(xs[0].shape, dtype=kind, device=xs[0].device)
         elif not isinstance(out, Tensor):
             raise KernelTypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+        elif out.numel() != xs[0].numel() or not out.is_contiguous():
+            raise KernelArgumentError(
+                f"out must be contiguous with {xs[0].numel()} elements (the inputs' size), "
+                f"got shape {tuple(out.shape)}"
+            )
         acc = torch.float64 if torch.float64 in (out.dtype, xs[0].dtype) else torch.float32
         if out.dtype in HALF_DTYPES:  # FedLab gives half only for half inputs with half weights
             ops.cast(ops.weighted_sum(xs, ws, acc_dtype=acc), out.dtype, out=out.view(xs[0].shape))
