@@ -67,7 +67,7 @@ def weight_list(weights: object, count: int, name: str = "weights") -> list[floa
     else:
         try:
             values = [float(w) for w in weights]  # type: ignore[attr-defined]
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise KernelTypeError(f"{name} must be a sequence of numbers: {err}") from err
     if len(values) != count:
         raise KernelArgumentError(f"{name} has {len(values)} entries for {count} inputs")
