@@ -1,0 +1,135 @@
+// The only file that includes pybind11: turn torch tensors into views, check them, release the
+// GIL when the work is big enough, and call the C++ core. Tensors are read through their Python
+// API (data_ptr, numel, ...), so the module needs neither libtorch nor numpy at build time.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastfl/aggregate.hpp"
+#include "fastfl/dtype.hpp"
+#include "fastfl/flat.hpp"
+#include "fastfl/simd.hpp"
+
+namespace py = pybind11;
+
+// Bump whenever a signature or a semantic of this module changes; fastfl/ops/_native.py holds
+// the same number and refuses a module built from other sources.
+constexpr int FASTFL_ABI_VERSION = 1;
+
+namespace {
+
+// Below this many elements in a call, keeping the GIL is cheaper than giving it up.
+constexpr std::size_t kReleaseGilFrom = 1 << 15;
+
+// A contiguous CPU tensor of dtype `code`, as a writable view (checked: wrong inputs raise
+// ValueError instead of reaching the kernels).
+fastfl::MutView view_of(const py::handle& t, int code, const char* name) {
+    const fastfl::DType dtype = fastfl::dtype_from_code(code);
+    if (!t.attr("is_cpu").cast<bool>() || !t.attr("is_contiguous")().cast<bool>()) {
+        throw std::invalid_argument(std::string(name) + " must be a contiguous CPU tensor");
+    }
+    if (t.attr("element_size")().cast<std::size_t>() != fastfl::size_of(dtype)) {
+        throw std::invalid_argument(std::string(name) + " does not match its dtype code " + std::to_string(code));
+    }
+    auto* data = reinterpret_cast<void*>(t.attr("data_ptr")().cast<std::uintptr_t>());
+    return {data, t.attr("numel")().cast<std::size_t>(), dtype};
+}
+
+fastfl::View in(const fastfl::MutView& v) { return {v.data, v.count, v.dtype}; }
+
+std::vector<fastfl::MutView> views_of(const py::sequence& ts, const std::vector<int>& codes, const char* name) {
+    if (ts.size() != codes.size()) throw std::invalid_argument(std::string(name) + ": one dtype code per tensor");
+    std::vector<fastfl::MutView> out;
+    out.reserve(codes.size());
+    for (std::size_t i = 0; i < codes.size(); ++i) out.push_back(view_of(ts[i], codes[i], name));
+    return out;
+}
+
+std::vector<fastfl::View> inputs_of(const py::sequence& ts, const std::vector<int>& codes, const char* name) {
+    std::vector<fastfl::View> out;
+    for (const auto& v : views_of(ts, codes, name)) out.push_back(in(v));
+    return out;
+}
+
+std::size_t total(const std::vector<fastfl::View>& vs) {
+    std::size_t n = 0;
+    for (const auto& v : vs) n += v.count;
+    return n;
+}
+
+// Releases the GIL for the rest of the scope if n elements make it worthwhile.
+struct MaybeRelease {
+    explicit MaybeRelease(std::size_t n) {
+        if (n >= kReleaseGilFrom) release.emplace();
+    }
+    std::optional<py::gil_scoped_release> release;
+};
+
+void convert(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
+             const std::vector<int>& dst_codes, int threads) {
+    const auto s = inputs_of(srcs, src_codes, "srcs");
+    const auto d = views_of(dsts, dst_codes, "dsts");
+    MaybeRelease nogil(total(s));
+    fastfl::convert_many(s, d, threads);
+}
+
+void combine(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
+             const std::vector<int>& dst_codes, double alpha, int threads) {
+    const auto s = inputs_of(srcs, src_codes, "srcs");
+    const auto d = views_of(dsts, dst_codes, "dsts");
+    MaybeRelease nogil(total(s));
+    fastfl::combine_many(s, d, alpha, threads);
+}
+
+void weighted_sum(const py::sequence& inputs, const std::vector<int>& codes, const std::vector<double>& weights,
+                  const py::handle& out, int out_code, bool acc_fp64, int threads) {
+    const auto xs = inputs_of(inputs, codes, "inputs");
+    const auto o = view_of(out, out_code, "out");
+    MaybeRelease nogil(total(xs));
+    fastfl::weighted_sum(xs, weights, o, acc_fp64, threads);
+}
+
+void accumulate(const py::handle& acc, int acc_code, const py::handle& x, int x_code, double weight, int threads) {
+    const auto a = view_of(acc, acc_code, "acc");
+    const auto v = in(view_of(x, x_code, "x"));
+    MaybeRelease nogil(a.count);
+    fastfl::accumulate(a, v, weight, threads);
+}
+
+void mix(const py::handle& s, int s_code, const py::handle& n, int n_code, double alpha, int threads) {
+    const auto a = view_of(s, s_code, "s");
+    const auto b = in(view_of(n, n_code, "n"));
+    MaybeRelease nogil(a.count);
+    fastfl::mix(a, b, alpha, threads);
+}
+
+py::dict dtype_codes() {
+    py::dict codes;
+    for (int c = 0; c < fastfl::kDTypeCount; ++c) codes[fastfl::kDTypeNames[c]] = c;
+    return codes;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+    m.doc() = "fastfl's compiled kernels; use them through fastfl.ops, which validates arguments.";
+    m.attr("ABI_VERSION") = FASTFL_ABI_VERSION;
+    m.def("convert", &convert, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
+          py::arg("threads"));
+    m.def("combine", &combine, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
+          py::arg("alpha"), py::arg("threads"));
+    m.def("weighted_sum", &weighted_sum, py::arg("inputs"), py::arg("codes"), py::arg("weights"), py::arg("out"),
+          py::arg("out_code"), py::arg("acc_fp64"), py::arg("threads"));
+    m.def("accumulate_", &accumulate, py::arg("acc"), py::arg("acc_code"), py::arg("x"), py::arg("x_code"),
+          py::arg("weight"), py::arg("threads"));
+    m.def("mix_", &mix, py::arg("s"), py::arg("s_code"), py::arg("n"), py::arg("n_code"), py::arg("alpha"),
+          py::arg("threads"));
+    m.def("dtype_codes", &dtype_codes);
+    m.def("simd_available", &fastfl::simd_available);
+    m.def("use_simd", &fastfl::use_simd, py::arg("enabled"));
+}

@@ -1,0 +1,60 @@
+# ruff: noqa: N999
+"""Stub of fastfl._C, the compiled core (csrc/bindings.cpp); use it through fastfl.ops only.
+
+Every tensor argument must be a contiguous CPU torch.Tensor whose dtype has the code given
+beside it (fastfl.dtypes.DType); `_C` checks that and raises ValueError otherwise. The kernels
+write into the tensors passed in and allocate none. `threads` is the most threads to use;
+inputs under ~256K elements per thread stay on the calling thread. Semantics are those of the
+same-named functions in fastfl/ops/_torch.py, the reference.
+"""
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+ABI_VERSION: int
+
+def convert(
+    srcs: Sequence[Tensor],
+    src_codes: Sequence[int],
+    dsts: Sequence[Tensor],
+    dst_codes: Sequence[int],
+    threads: int,
+) -> None:
+    """Copy srcs[i] into dsts[i], casting as torch's copy_ does (bitwise, NaN payloads aside)."""
+
+def combine(
+    srcs: Sequence[Tensor],
+    src_codes: Sequence[int],
+    dsts: Sequence[Tensor],
+    dst_codes: Sequence[int],
+    alpha: float,
+    threads: int,
+) -> None:
+    """Compute dsts[i] += alpha * srcs[i] in fp32 (fp64 if either side is fp64); dsts are floating."""
+
+def weighted_sum(
+    inputs: Sequence[Tensor],
+    codes: Sequence[int],
+    weights: Sequence[float],
+    out: Tensor,
+    out_code: int,
+    acc_fp64: bool,
+    threads: int,
+) -> None:
+    """Write sum_k weights[k] * inputs[k] into out (fp32 or fp64) in one pass over memory."""
+
+def accumulate_(acc: Tensor, acc_code: int, x: Tensor, x_code: int, weight: float, threads: int) -> None:
+    """Compute acc += weight * x in acc's precision (fp32 or fp64)."""
+
+def mix_(s: Tensor, s_code: int, n: Tensor, n_code: int, alpha: float, threads: int) -> None:
+    """Compute s = (1 - alpha) * s + alpha * n in place (fp64 if s is fp64, else fp32)."""
+
+def dtype_codes() -> dict[str, int]:
+    """Return the dtype codes compiled into the core, name -> code (as fastfl.dtypes.DType)."""
+
+def simd_available() -> bool:
+    """Return whether this CPU has the F16C/AVX2 fast paths."""
+
+def use_simd(enabled: bool) -> bool:
+    """Switch the F16C/AVX2 fast paths on or off process-wide (a test hook); return the previous state."""
