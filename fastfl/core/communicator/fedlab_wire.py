@@ -1,0 +1,112 @@
+"""FedLab 1.2.1's three-message wire format, so that fastfl and FedLab processes can talk.
+
+A package is an int32[5] header (sender, receiver, slice size, message code, dtype code), then,
+when the slice size is positive, the int32 slices ([numel, ndim, *shape] per tensor) and the
+content (all tensors back to back in one of FedLab's seven dtypes). Unlike FedLab, the receiver
+sizes the content buffer as the sum of the numels (B2), checks every size before allocating, uses
+the rank torch reports rather than the header's sender field, and reads the message code only
+after the whole package has arrived, so a bad code does not desynchronise the stream.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from fastfl.core.communicator import transport
+from fastfl.core.communicator.package import (
+    HEADER_DATA_TYPE_IDX,
+    HEADER_RECEIVER_RANK_IDX,
+    HEADER_SENDER_RANK_IDX,
+    HEADER_SIZE,
+    Package,
+    to_message_code,
+)
+from fastfl.core.communicator.wire import ITEMSIZE, MAX_NDIM
+from fastfl.dtypes import DType, code_of, torch_dtype
+from fastfl.errors import WireFormatError
+from fastfl.utils.message_code import MessageCode
+
+FEDLAB_MAX_CODE = int(DType.FLOAT64)
+
+
+def parse_slices(slices: list[int]) -> list[tuple[int, tuple[int, ...]]]:
+    """Return (numel, shape) per tensor from FedLab slices, checking every record.
+
+    Raises:
+        WireFormatError: a record is truncated, has a negative entry, or its shape does not
+            multiply to its numel.
+    """
+    records = []
+    i = 0
+    while i < len(slices):
+        if i + 2 > len(slices):
+            raise WireFormatError(f"slices end inside a record at entry {i} of {len(slices)}")
+        numel, ndim = slices[i], slices[i + 1]
+        if numel < 0 or not 0 <= ndim <= MAX_NDIM or i + 2 + ndim > len(slices):
+            raise WireFormatError(f"bad slice record at entry {i}: numel {numel}, ndim {ndim}")
+        shape = tuple(slices[i + 2 : i + 2 + ndim])
+        if any(d < 0 for d in shape) or math.prod(shape) != numel:
+            raise WireFormatError(f"slice record at entry {i}: shape {shape} does not hold {numel} elements")
+        records.append((numel, shape))
+        i += 2 + ndim
+    return records
+
+
+def fedlab_parts(package: Package, dst: int) -> list[Tensor]:
+    """Return the tensors FedLab's format sends for `package`: header, and slices and content if any.
+
+    Fills the header's sender, receiver and dtype fields, as FedLab's `send_package` does.
+
+    Raises:
+        WireFormatError: the package mixes dtypes or holds a dtype FedLab does not know.
+    """
+    header = package.header
+    header[HEADER_SENDER_RANK_IDX] = dist.get_rank()
+    header[HEADER_RECEIVER_RANK_IDX] = dst
+    if not package.count:
+        return [header]
+    content = package.content  # raises for mixed dtypes
+    code = int(code_of(package.dtype))
+    if code > FEDLAB_MAX_CODE:
+        raise WireFormatError(
+            f"FedLab's format cannot carry {package.dtype}; convert with package.to(torch.float32) first"
+        )
+    header[HEADER_DATA_TYPE_IDX] = code
+    return [header, torch.tensor(package.slices, dtype=torch.int32), content]
+
+
+def recv_fedlab(
+    src: int | None, timeout: float, max_message_bytes: int
+) -> tuple[int, MessageCode, list[Tensor] | None]:
+    """Receive one package in FedLab's format; return (sender rank, code, tensors or None)."""
+    header = torch.empty(HEADER_SIZE, dtype=torch.int32)
+    source = transport.recv(header, src, timeout, "receiving a FedLab header")
+    _sender, _receiver, slice_size, code, dtype_code = header.tolist()
+    if slice_size <= 0:
+        return source, to_message_code(code, source), None
+    if 4 * slice_size > max_message_bytes:
+        raise WireFormatError(
+            f"FedLab header from rank {source} announces {slice_size} slice entries; too many"
+        )
+    if not 0 <= dtype_code <= FEDLAB_MAX_CODE:
+        raise WireFormatError(f"FedLab header from rank {source} has unknown dtype code {dtype_code}")
+    slices = torch.empty(slice_size, dtype=torch.int32)
+    transport.recv(slices, source, timeout, "receiving FedLab slices")
+    records = parse_slices(slices.tolist())
+    dtype = torch_dtype(dtype_code)
+    numel = sum(n for n, _ in records)
+    if numel * ITEMSIZE[dtype] > max_message_bytes:
+        raise WireFormatError(
+            f"FedLab package from rank {source} holds {numel * ITEMSIZE[dtype]} bytes, over "
+            f"max_message_bytes={max_message_bytes}"
+        )
+    content = torch.empty(numel, dtype=dtype)
+    transport.recv(content, source, timeout, "receiving FedLab content")
+    tensors = [
+        t.view(shape) for t, (_, shape) in zip(content.split([n for n, _ in records]), records, strict=True)
+    ]
+    return source, to_message_code(code, source), tensors

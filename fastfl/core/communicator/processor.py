@@ -1,0 +1,167 @@
+"""PackageProcessor: send and receive Packages over torch.distributed, in fastfl's or FedLab's format.
+
+As in FedLab, `PackageProcessor.send_package(package, dst)` and `PackageProcessor.recv_package(src)`
+work as static calls (with the default settings). An instance, `PackageProcessor(wire="fedlab",
+timeout=60)`, carries its own settings. The fastfl format sends one 8 KiB frame, plus the body when
+it does not fit in the frame; see docs/wire.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from fastfl.core.communicator import transport, wire
+from fastfl.core.communicator.fedlab_wire import fedlab_parts, recv_fedlab
+from fastfl.core.communicator.package import (
+    HEADER_DATA_TYPE_IDX,
+    HEADER_RECEIVER_RANK_IDX,
+    Package,
+    empty_bytes,
+    to_message_code,
+)
+from fastfl.dtypes import code_of
+from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
+from fastfl.utils.message_code import MessageCode
+
+WIRES = ("fastfl", "fedlab")
+Received = tuple[int, MessageCode, list[Tensor] | None]
+
+
+class _DefaultOrBound:
+    """Bind a method to the instance, or to the class's default instance when called on the class."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj: PackageProcessor | None, owner: type[PackageProcessor]) -> Callable[..., Any]:
+        return self.fn.__get__(obj if obj is not None else owner.default(), owner)
+
+
+class PackageProcessor:
+    """Send and receive packages; a timeout bounds every wait.
+
+    Args:
+        wire: "fastfl" (two transfers at most, mixed dtypes) or "fedlab" (FedLab 1.2.1's format).
+        timeout: seconds any single wait may take before `CommunicationTimeout`.
+        max_message_bytes: the largest body accepted from a peer; larger announcements are errors.
+        restore_dtypes: give tensors that travelled in a narrower wire dtype back in their own dtype.
+    """
+
+    _default: PackageProcessor | None = None
+
+    def __init__(
+        self,
+        *,
+        wire: str = "fastfl",
+        timeout: float = transport.DEFAULT_TIMEOUT,
+        max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
+        restore_dtypes: bool = True,
+    ) -> None:
+        if wire not in WIRES:
+            raise KernelArgumentError(f"wire must be one of {', '.join(WIRES)}, got {wire!r}")
+        if not timeout > 0:
+            raise KernelArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if max_message_bytes <= 0:
+            raise KernelArgumentError(f"max_message_bytes must be positive, got {max_message_bytes}")
+        self.wire = wire
+        self.timeout = float(timeout)
+        self.max_message_bytes = int(max_message_bytes)
+        self.restore_dtypes = restore_dtypes
+
+    @classmethod
+    def default(cls) -> PackageProcessor:
+        """The instance that static-style calls use."""
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    @_DefaultOrBound
+    def send_package(self, package: Package, dst: int) -> None:
+        """Send a package to rank `dst` (fills the header's receiver and dtype fields, as FedLab does)."""
+        if not isinstance(package, Package):
+            raise KernelTypeError(f"package must be a Package, got {type(package).__name__}")
+        transport.check_usable()
+        _check_rank(dst, "dst")
+        with transport.send_lock(dst):
+            if self.wire == "fedlab":
+                transport.send(fedlab_parts(package, dst), dst, self.timeout, "sending a FedLab package")
+                return
+            package.header[HEADER_RECEIVER_RANK_IDX] = dst
+            if package.dtype is not None:
+                package.header[HEADER_DATA_TYPE_IDX] = int(code_of(package.dtype))
+            parts = _fastfl_parts(package, dist.get_rank(), dst)
+            transport.send(parts, dst, self.timeout, "sending a package")
+
+    @_DefaultOrBound
+    def recv_package(self, src: int | None = None) -> Received:
+        """Receive one package from rank `src` (None: from any rank).
+
+        Returns:
+            (sender_rank, message_code, content): content is the list of tensors, or None when the
+            package was empty.
+        """
+        return self.recv_counted(src)[0]
+
+    def recv_counted(self, src: int | None = None) -> tuple[Received, int]:
+        """Like `recv_package`, and also return the tensor bytes as they travelled on the wire."""
+        transport.check_usable()
+        if src is not None:
+            _check_rank(src, "src")
+        with transport.recv_lock:
+            if self.wire == "fedlab":
+                got = recv_fedlab(src, self.timeout, self.max_message_bytes)
+                content = got[2] or []
+                return got, sum(t.numel() * t.element_size() for t in content)
+            return self._recv_fastfl(src)
+
+    def _recv_fastfl(self, src: int | None) -> tuple[Received, int]:
+        device = _device()
+        frame = empty_bytes(wire.FRAME_BYTES, device)
+        source = transport.recv(frame, src, self.timeout, "receiving a package header")
+        raw = frame[: wire.HEADER_BYTES].cpu().numpy().tobytes()
+        head = wire.decode_header(raw, max_message_bytes=self.max_message_bytes)
+        if head.sender != source or head.receiver != dist.get_rank():
+            raise WireFormatError(
+                f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
+                f"to rank {dist.get_rank()}"
+            )
+        if head.inline:
+            body = frame[wire.HEADER_BYTES : wire.HEADER_BYTES + head.body_bytes]
+        else:
+            body = empty_bytes(head.body_bytes, device)
+            transport.recv(body, source, self.timeout, "receiving a package body")
+        tensors, nbytes = wire.unpack_counted(body, head, restore_dtypes=self.restore_dtypes)
+        return (source, to_message_code(head.message_code, source), tensors or None), nbytes
+
+
+def _fastfl_parts(package: Package, rank: int, dst: int) -> list[Tensor]:
+    head = package.wire_header(rank, dst)
+    body = package.body()
+    device = _device()
+    frame = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8)
+    frame[: wire.HEADER_BYTES] = torch.frombuffer(bytearray(wire.encode_header(head)), dtype=torch.uint8)
+    if head.inline:
+        frame[wire.HEADER_BYTES : wire.HEADER_BYTES + head.body_bytes] = body.cpu()
+        return [frame.to(device)]
+    return [frame.to(device), body.to(device)]
+
+
+def _device() -> torch.device:
+    """Where packages travel: the current CUDA device for nccl, the CPU otherwise."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _check_rank(rank: object, name: str) -> None:
+    world = dist.get_world_size()
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world:
+        raise KernelArgumentError(f"{name} must be a rank in 0..{world - 1}, got {rank!r}")
+    if rank == dist.get_rank():
+        raise KernelArgumentError(f"{name}={rank} is this process's own rank; packages go to other ranks")

@@ -1,0 +1,254 @@
+"""fastfl's wire format: the 64-byte header, the tensor table, and unpacking a body into views.
+
+A package travels as one fixed-size frame (the header, plus the body when it fits) and, when the
+body does not fit, one more transfer holding exactly the body. The body is the payload (tensors,
+each aligned to its item size) followed by the tensor table. docs/wire.md specifies every byte;
+tests/core/communicator/test_wire_golden.py pins them.
+
+Everything here is pure: no network, no global state. Every size read from the wire is checked
+against the header and the configured limit before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fastfl import ops
+from fastfl.dtypes import TORCH_DTYPES, DType
+from fastfl.errors import WireFormatError
+
+MAGIC = b"FFLW"
+VERSION = 1
+HEADER = struct.Struct("<4sHHiiiIQQQI8xI")
+HEADER_BYTES = HEADER.size  # 64
+FRAME_BYTES = 8192
+INLINE_CAPACITY = FRAME_BYTES - HEADER_BYTES
+FLAG_INLINE = 1
+KNOWN_FLAGS = FLAG_INLINE
+MAX_NDIM = 64
+MAX_DIM = 1 << 48
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 32
+
+ITEMSIZE: dict[torch.dtype, int] = {
+    dt: torch.empty((), dtype=dt).element_size() for dt in TORCH_DTYPES.values()
+}
+_BY_CODE: list[torch.dtype] = [TORCH_DTYPES[DType(c)] for c in range(len(DType))]
+_ITEMSIZE_BY_CODE = np.array([ITEMSIZE[dt] for dt in _BY_CODE], dtype=np.int64)
+_FLOAT_CODES = frozenset(int(c) for c in (DType.FLOAT16, DType.BFLOAT16, DType.FLOAT32, DType.FLOAT64))
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The decoded 64-byte header of a fastfl package."""
+
+    message_code: int
+    sender: int
+    receiver: int
+    count: int
+    payload_bytes: int
+    table_bytes: int
+    body_bytes: int
+    dims_total: int
+    inline: bool
+
+
+def align(n: int, to: int) -> int:
+    """Round n up to a multiple of `to`."""
+    return (n + to - 1) // to * to
+
+
+def table_bytes(count: int, dims_total: int) -> int:
+    """Size of the tensor table for `count` tensors with `dims_total` dimensions in all."""
+    return align(3 * count, 8) + 8 * count + 8 * dims_total
+
+
+def encode_header(head: Header) -> bytes:
+    """Return the 64 header bytes, the CRC-32 of the first 60 included."""
+    fields = (
+        MAGIC,
+        VERSION,
+        FLAG_INLINE if head.inline else 0,
+        head.message_code,
+        head.sender,
+        head.receiver,
+        head.count,
+        head.payload_bytes,
+        head.table_bytes,
+        head.body_bytes,
+        head.dims_total,
+    )
+    raw = HEADER.pack(*fields, 0)
+    return raw[:60] + struct.pack("<I", zlib.crc32(raw[:60]))
+
+
+def decode_header(raw: bytes | memoryview, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Header:
+    """Check and decode 64 header bytes; every size is validated before the caller allocates.
+
+    Raises:
+        WireFormatError: short input, wrong magic, version, checksum or flags, inconsistent sizes,
+            or a body larger than `max_message_bytes`.
+    """
+    if len(raw) < HEADER_BYTES:
+        raise WireFormatError(f"header is {len(raw)} bytes; a fastfl header has {HEADER_BYTES}")
+    raw = bytes(raw[:HEADER_BYTES])
+    magic, version, flags, code, sender, receiver, count, payload, table, body, dims, crc = HEADER.unpack(raw)
+    if magic != MAGIC:
+        raise WireFormatError(
+            f"bad magic {magic!r} (expected {MAGIC!r}): the peer does not speak fastfl's wire format "
+            "(a FedLab peer needs wire='fedlab')"
+        )
+    if version != VERSION:
+        raise WireFormatError(
+            f"wire format version {version} is not supported (this fastfl speaks {VERSION})"
+        )
+    if crc != zlib.crc32(raw[:60]):
+        raise WireFormatError("header checksum mismatch: the header was corrupted in transit")
+    if flags & ~KNOWN_FLAGS:
+        raise WireFormatError(f"unknown header flags {flags:#x}")
+    _check_sizes(count, payload, table, body, dims, max_message_bytes)
+    inline = bool(flags & FLAG_INLINE)
+    if inline and body > INLINE_CAPACITY:
+        raise WireFormatError(f"inline body of {body} bytes exceeds the frame's {INLINE_CAPACITY} bytes")
+    return Header(code, sender, receiver, count, payload, table, body, dims, inline)
+
+
+def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, limit: int) -> None:
+    if body > limit:
+        raise WireFormatError(
+            f"body of {body} bytes exceeds max_message_bytes={limit}; raise the limit on both sides "
+            "if such packages are expected"
+        )
+    if dims > MAX_NDIM * count:
+        raise WireFormatError(f"{dims} dimensions for {count} tensors exceeds {MAX_NDIM} per tensor")
+    if table != table_bytes(count, dims):
+        raise WireFormatError(f"table of {table} bytes does not fit {count} tensors with {dims} dimensions")
+    if body != align(payload, 8) + table:
+        raise WireFormatError(f"body of {body} bytes != payload {payload} (aligned to 8) + table {table}")
+
+
+def layout(dtypes: Sequence[torch.dtype], numels: Sequence[int], start: int = 0) -> tuple[list[int], int]:
+    """Return each tensor's byte offset (aligned to its item size) and the end of the payload."""
+    offsets = []
+    end = start
+    for dt, n in zip(dtypes, numels, strict=True):
+        size = ITEMSIZE[dt]
+        end = (end + size - 1) // size * size
+        offsets.append(end)
+        end += n * size
+    return offsets, end
+
+
+def encode_table(
+    wire_codes: Sequence[int], codes: Sequence[int], shapes: Sequence[Sequence[int]], offsets: Sequence[int]
+) -> bytes:
+    """Return the tensor table: wire dtype codes, original codes, ndims, offsets, then all dims."""
+    count = len(shapes)
+    dims = [d for shape in shapes for d in shape]
+    out = bytearray(table_bytes(count, len(dims)))
+    out[0:count] = bytes(wire_codes)
+    out[count : 2 * count] = bytes(codes)
+    out[2 * count : 3 * count] = bytes(len(s) for s in shapes)
+    pos = align(3 * count, 8)
+    out[pos : pos + 8 * count] = np.asarray(offsets, dtype="<i8").tobytes()
+    out[pos + 8 * count :] = np.asarray(dims, dtype="<i8").tobytes()
+    return bytes(out)
+
+
+def unpack(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> list[Tensor]:
+    """Return the tensors of a received body as views into it (casts only where the wire dtype differs).
+
+    Args:
+        body: 1-D uint8 tensor of exactly `head.body_bytes` bytes, starting 8-byte aligned.
+        head: the decoded header.
+        restore_dtypes: give tensors sent in a narrower wire dtype back in their original dtype.
+
+    Raises:
+        WireFormatError: the table contradicts the header or itself.
+    """
+    return unpack_counted(body, head, restore_dtypes=restore_dtypes)[0]
+
+
+def unpack_counted(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> tuple[list[Tensor], int]:
+    """Like `unpack`, and also return the tensor bytes as they travelled (numel times wire item size)."""
+    if body.dtype != torch.uint8 or body.dim() != 1 or body.numel() != head.body_bytes:
+        raise WireFormatError(
+            f"body must be {head.body_bytes} uint8 bytes, got {body.dtype} {tuple(body.shape)}"
+        )
+    start = align(head.payload_bytes, 8)
+    table = body[start:].cpu().numpy() if body.is_cuda else body[start:].numpy()
+    wire, orig, shapes, offsets = _parse_table(table, head)
+    nbytes = sum(math.prod(s) * int(_ITEMSIZE_BY_CODE[c]) for s, c in zip(shapes, wire, strict=True))
+    return _views(body, wire, orig, shapes, offsets, restore_dtypes), nbytes
+
+
+def _parse_table(
+    table: np.ndarray, head: Header
+) -> tuple[list[int], list[int], list[tuple[int, ...]], list[int]]:
+    n = head.count
+    wire = table[0:n].astype(np.int64)
+    orig = table[n : 2 * n].astype(np.int64)
+    ndims = table[2 * n : 3 * n].astype(np.int64)
+    pos = align(3 * n, 8)
+    offsets = table[pos : pos + 8 * n].view("<i8")
+    dims = table[pos + 8 * n :].view("<i8")
+    if n and (wire.max() >= len(DType) or orig.max() >= len(DType)):
+        raise WireFormatError(f"unknown dtype code in the table (known codes are 0..{len(DType) - 1})")
+    if int(ndims.sum()) != head.dims_total or (n and ndims.max() > MAX_NDIM):
+        raise WireFormatError(f"table ndims sum to {int(ndims.sum())}; the header says {head.dims_total}")
+    if dims.size and (dims.min() < 0 or dims.max() > MAX_DIM):
+        raise WireFormatError(f"table holds a dimension outside [0, {MAX_DIM}]")
+    wire_l, orig_l = wire.tolist(), orig.tolist()
+    for w, o in zip(wire_l, orig_l, strict=True):
+        if w != o and (w not in _FLOAT_CODES or o not in _FLOAT_CODES):
+            raise WireFormatError(f"wire dtype code {w} differs from dtype code {o}; only floats may be cast")
+    dims_l = dims.tolist()
+    shapes = []
+    pos = 0
+    for k in ndims.tolist():
+        shapes.append(tuple(dims_l[pos : pos + k]))
+        pos += k
+    expected, end = layout([_BY_CODE[c] for c in wire_l], [math.prod(s) for s in shapes])
+    if end != head.payload_bytes or offsets.tolist() != expected:
+        raise WireFormatError(
+            f"tensor offsets do not match the canonical layout ({end} != {head.payload_bytes} bytes)"
+        )
+    return wire_l, orig_l, shapes, expected
+
+
+def _views(
+    body: Tensor,
+    wire: list[int],
+    orig: list[int],
+    shapes: list[tuple[int, ...]],
+    offsets: list[int],
+    restore: bool,
+) -> list[Tensor]:
+    typed: dict[int, Tensor] = {}
+    out = []
+    for code, want, shape, off in zip(wire, orig, shapes, offsets, strict=True):
+        size = int(_ITEMSIZE_BY_CODE[code])
+        base = typed.get(code)
+        if base is None:
+            base = typed[code] = body[: body.numel() // size * size].view(_BY_CODE[code])
+        t = base.as_strided(shape, _contiguous_strides(shape), base.storage_offset() + off // size)
+        if restore and want != code:
+            t = ops.cast(t, _BY_CODE[want])
+        out.append(t)
+    return out
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = []
+    acc = 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(strides))
