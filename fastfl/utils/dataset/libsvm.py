@@ -83,8 +83,9 @@ def load_libsvm(
             raise DatasetFileError(f"{path}:{number}: bad label {head[:20]!r}") from None
         bodies.append(body)
     counts = np.array([b.count(b":") for b in bodies], dtype=np.int64)
-    tokens = b" ".join(bodies).replace(b":", b" ").split()
-    if len(tokens) != 2 * counts.sum():
+    joined = b" ".join(bodies)
+    tokens = joined.replace(b":", b" ").split()
+    if len(joined.split()) != counts.sum() or len(tokens) != 2 * counts.sum():
         raise DatasetFileError(f"{path}: features must be written idx:value without spaces")
     try:
         pairs = np.array(tokens, dtype=np.float64).reshape(-1, 2)
