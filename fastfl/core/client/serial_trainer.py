@@ -1,0 +1,216 @@
+"""SerialTrainer and SubsetSerialTrainer: many clients trained one after another in one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from fastfl import ops
+from fastfl.core._updates import make_uplink
+from fastfl.core.client import SERIAL_TRAINER
+from fastfl.core.client._batches import SubsetBatches, as_index_tensor
+from fastfl.core.model_maintainer import ModelMaintainer, read_params, write_params_
+
+__all__ = ["SerialTrainer", "SubsetSerialTrainer"]
+
+
+class SerialTrainer(ModelMaintainer):
+    """Train K clients in sequence with one model, all starting from the same global parameters.
+
+    Subclasses implement `_get_dataloader(client_id)` and `_train_alone(model_parameters,
+    train_loader)`. After `local_process`, `uplink_package` holds one parameter vector per trained
+    client (rows of one buffer reused across rounds: copy them if you keep them past the next
+    round), followed by the clients' sample counts when they are known.
+
+    Args:
+        model: the model every client trains (not copied).
+        client_num: how many clients this process simulates.
+        cuda: train on a CUDA device.
+        logger: where to log (default: the ``fastfl.client`` logger).
+        aggregate: average the clients locally, weighted by sample count, and upload one vector
+            for all of them instead of K (the server must then weight FedAvg by sample counts).
+        report_samples: append the sample counts to the uplink.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        client_num: int,
+        cuda: bool = False,
+        logger: Any = None,
+        *,
+        aggregate: bool = False,
+        report_samples: bool = True,
+    ):
+        super().__init__(model, cuda)
+        if int(client_num) != client_num or client_num < 1:
+            raise ValueError(f"client_num must be an integer >= 1, got {client_num!r}")
+        self.client_num = int(client_num)
+        self.type = SERIAL_TRAINER
+        self._logger = logger if logger is not None else logging.getLogger("fastfl.client")
+        self.aggregate = aggregate
+        self.report_samples = report_samples or aggregate
+        self.param_list: list[Tensor] = []
+        self.sample_counts: list[int] = []
+        self.losses: list[float] = []
+        self._rows = torch.empty(0)
+
+    @property
+    def uplink_package(self) -> list[Tensor]:
+        """The trained clients' parameters (or their weighted mean), then their sample counts."""
+        counts = self.sample_counts if self.report_samples and self.sample_counts else None
+        return make_uplink(self.param_list, counts)
+
+    def _get_dataloader(self, client_id: int) -> Iterable[tuple[Tensor, Tensor]]:
+        raise NotImplementedError(f"{type(self).__name__} must define _get_dataloader(client_id)")
+
+    def _train_alone(self, model_parameters: Tensor, train_loader: Iterable[tuple[Tensor, Tensor]]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define _train_alone(model_parameters, loader)")
+
+    def _sample_count(self, train_loader: Any) -> int | None:
+        count = getattr(train_loader, "num_samples", None)
+        if count is None and hasattr(train_loader, "sampler"):
+            count = len(train_loader.sampler)
+        return None if count is None else int(count)
+
+    def _model_dtype(self) -> torch.dtype:
+        return next((p.dtype for p in self._model.parameters()), torch.float32)
+
+    def _row_buffer(self, rows: int, numel: int) -> Tensor:
+        if self._rows.dim() != 2 or self._rows.shape[0] < rows or self._rows.shape[1] != numel:
+            self._rows = torch.empty(rows, numel, dtype=self._model_dtype())
+        return self._rows
+
+    def local_process(self, id_list: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
+        """Train the clients in `id_list` (local ids, in the given order) from ``payload[0]``.
+
+        Returns:
+            The list of trained parameter vectors (or the one weighted mean with `aggregate`).
+        """
+        ids = [int(i) for i in id_list]
+        for i in ids:
+            if not 0 <= i < self.client_num:
+                raise ValueError(f"client id {i} is out of range for this trainer (0..{self.client_num - 1})")
+        model_parameters = payload[0]
+        self._logger.info(f"Local training with client id list: {ids}")
+        numel = model_parameters.numel()
+        rows = self._row_buffer(1 if self.aggregate else len(ids), numel)
+        counts: list[int] = []
+        self.losses = []
+        if self.aggregate:
+            acc = torch.zeros(numel, dtype=torch.float32)
+        for k, idx in enumerate(ids):
+            self._logger.debug(f"Starting training procedure of client [{idx}]")
+            loader = self._get_dataloader(client_id=idx)
+            self._train_alone(model_parameters, loader)
+            n = self._sample_count(loader)
+            counts.append(n if n is not None else 1)
+            if self.aggregate:
+                ops.accumulate_(acc, read_params(self._model, out=rows[0]), float(counts[-1]))
+            else:
+                read_params(self._model, out=rows[k])
+        if self.aggregate:
+            total = float(sum(counts))
+            rows[0].copy_(acc.mul_(1.0 / total) if total > 0 else acc)
+            self.param_list = [rows[0]]
+        else:
+            self.param_list = [rows[k] for k in range(len(ids))]
+        self.sample_counts = counts
+        return self.param_list
+
+
+class SubsetSerialTrainer(SerialTrainer):
+    """Serial trainer over subsets of one data set, with plain SGD and cross-entropy per client.
+
+    Each client gets a fresh SGD (no momentum, no state carried between clients or rounds), as in
+    FedLab 1.2.1. Batches come from `SubsetBatches`: one gather per epoch for a TensorDataset, and
+    a new order every epoch, drawn from a per-client generator when `seed` is given (so a client
+    sees the same orders whichever process trains it).
+
+    Args:
+        model: the model (not copied).
+        dataset: the whole training set.
+        data_slices: per local client id, its sample indices (a list, or a dict {id: indices}).
+        logger: where to log.
+        cuda: train on a CUDA device.
+        args: ``{"epochs": 5, "batch_size": 100, "lr": 0.1}``; "shuffle" (default True) may be added.
+        seed: seed of the per-client shuffling (None: torch's global generator).
+        id_offset: global id of local client 0 (only used to derive per-client seeds).
+        aggregate: see `SerialTrainer`.
+        report_samples: see `SerialTrainer`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        data_slices: Sequence[Sequence[int]] | Mapping[int, Sequence[int]],
+        logger: Any = None,
+        cuda: bool = False,
+        args: dict[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        id_offset: int = 0,
+        aggregate: bool = False,
+        report_samples: bool = True,
+    ):
+        super().__init__(
+            model, len(data_slices), cuda, logger, aggregate=aggregate, report_samples=report_samples
+        )
+        self.dataset = dataset
+        self.data_slices = data_slices
+        self.args = {"epochs": 5, "batch_size": 100, "lr": 0.1, **(args or {})}
+        for key in ("epochs", "batch_size"):
+            value = self.args[key]
+            if int(value) != value or value < (0 if key == "epochs" else 1):
+                raise ValueError(f"args[{key!r}] must be a positive integer, got {value!r}")
+        self.seed = seed
+        self.id_offset = id_offset
+        self._indices: dict[int, Tensor] = {}
+        self._uses: dict[int, int] = {}
+        self._criterion = nn.CrossEntropyLoss()
+
+    def _client_generator(self, client_id: int) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        use = self._uses.get(client_id, 0)
+        self._uses[client_id] = use + 1
+        key = (self.seed * 1_000_003 + self.id_offset + client_id) * 7919 + use
+        return torch.Generator().manual_seed(key % (2**63))
+
+    def _get_dataloader(self, client_id: int) -> SubsetBatches:
+        if client_id not in self._indices:
+            self._indices[client_id] = as_index_tensor(
+                self.data_slices[client_id], f"data_slices[{client_id}]"
+            )
+        return SubsetBatches(
+            self.dataset,
+            self._indices[client_id],
+            int(self.args["batch_size"]),
+            shuffle=bool(self.args.get("shuffle", True)),
+            generator=self._client_generator(client_id),
+        )
+
+    def _train_alone(self, model_parameters: Tensor, train_loader: Iterable[tuple[Tensor, Tensor]]) -> None:
+        write_params_(self._model, model_parameters)
+        params = list(self._model.parameters())
+        optimizer = torch.optim.SGD(params, lr=self.args["lr"])
+        self._model.train()
+        device = self.gpu if self.cuda else None
+        loss_sum, steps = torch.zeros(()), 0
+        for _ in range(int(self.args["epochs"])):
+            for inputs, labels in train_loader:
+                if device is not None:
+                    inputs, labels = inputs.to(device), labels.to(device)
+                loss = self._criterion(self._model(inputs), labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().cpu()
+                steps += 1
+        self.losses.append(float(loss_sum) / steps if steps else float("nan"))

@@ -1,0 +1,15 @@
+"""Server side: handlers (model updates) and managers (the network protocol), FedLab 1.2.1 API."""
+
+from __future__ import annotations
+
+from fastfl.core.server.handler import (
+    AsyncParameterServerHandler,
+    ParameterServerBackendHandler,
+    SyncParameterServerHandler,
+)
+
+__all__ = [
+    "AsyncParameterServerHandler",
+    "ParameterServerBackendHandler",
+    "SyncParameterServerHandler",
+]
