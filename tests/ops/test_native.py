@@ -1,0 +1,199 @@
+"""The native backend's own contract: stub and dtype-table parity, the ABI check, threads.
+
+Kernel results on every backend are tested in test_kernels_*.py; here are the things only the
+compiled module has: names, codes, version, thread splitting, concurrent calls, the portable
+(non-F16C) conversion path and the defensive checks in csrc/bindings.cpp.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+import fastfl
+from fastfl import ops
+from fastfl.dtypes import CODES, DType
+from fastfl.errors import KernelArgumentError
+
+_native = pytest.importorskip("fastfl.ops._native", reason="the native extension is not built")
+_C = _native._C
+STUB = Path(fastfl.__file__).parent / "_C.pyi"
+F32, F16, BF16, F64 = torch.float32, torch.float16, torch.bfloat16, torch.float64
+
+
+def _stub_names() -> set[str]:
+    tree = ast.parse(STUB.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def _same_bits(got: torch.Tensor, want: torch.Tensor) -> None:
+    """Equal bit for bit, except that any NaN matches any NaN."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    nan = want.isnan() if want.is_floating_point() else torch.zeros_like(want, dtype=torch.bool)
+    assert torch.equal(got.isnan() if got.is_floating_point() else nan, nan)
+    assert torch.equal(got[~nan].view(torch.uint8), want[~nan].view(torch.uint8))
+
+
+@pytest.fixture
+def reload_native(monkeypatch):
+    """Reload fastfl.ops._native inside the test; put the real module back afterwards."""
+    yield lambda: importlib.reload(_native)
+    monkeypatch.undo()
+    importlib.reload(_native)
+
+
+def test_c_names_match_stub():
+    public = {name for name in dir(_C) if not name.startswith("_")}
+    assert public == _stub_names()
+
+
+def test_backend_module_has_the_reference_functions():
+    torch_backend = importlib.import_module("fastfl.ops._torch")
+    kernels = {"convert", "combine", "weighted_sum", "accumulate_", "mix_"}
+    for name in kernels:
+        assert callable(getattr(_native, name)), name
+        assert callable(getattr(torch_backend, name)), name
+    assert _native.NAME == "native"
+
+
+def test_dtype_codes_match_python_table():
+    assert _C.dtype_codes() == {d.name: d.value for d in DType}
+
+
+def test_stale_abi_is_an_import_error(monkeypatch, reload_native):
+    monkeypatch.setattr(_C, "ABI_VERSION", _native.ABI_VERSION + 1)
+    with pytest.raises(ImportError, match=r"stale build .*make setup"):
+        reload_native()
+
+
+def test_missing_extension_is_an_import_error(monkeypatch, reload_native):
+    monkeypatch.delattr(fastfl, "_C")
+    monkeypatch.setitem(sys.modules, "fastfl._C", None)
+    with pytest.raises(ImportError, match=r"not built .*make setup"):
+        reload_native()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", ""])
+def test_bad_thread_count_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("FASTFL_NUM_THREADS", value)
+    with pytest.raises(KernelArgumentError, match="FASTFL_NUM_THREADS"):
+        _native.threads()
+
+
+def test_thread_count_follows_env_then_torch(monkeypatch):
+    monkeypatch.delenv("FASTFL_NUM_THREADS", raising=False)
+    assert _native.threads() == torch.get_num_threads()
+    monkeypatch.setenv("FASTFL_NUM_THREADS", "3")
+    assert _native.threads() == 3
+
+
+def _mixed_tensors(total: int) -> list[torch.Tensor]:
+    """Odd-sized tensors of all float dtypes, so thread chunks start inside tensors."""
+    sizes = [total // 2 + 1, 7, total // 3 + 5, 1, total - total // 2 - total // 3 - 14]
+    dtypes = [F32, F16, BF16, F64, F32]
+    return [torch.randn(n, dtype=F64).mul_(100).to(d) for n, d in zip(sizes, dtypes, strict=True)]
+
+
+def _run_all_kernels(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    flat = ops.flatten(tensors, dtype=F32)
+    half = ops.flatten(tensors, dtype=BF16)
+    dsts = [torch.ones_like(t) for t in tensors]
+    ops.unflatten_(flat, dsts, mode="sub")
+    xs = [flat, half, flat.to(F16)]
+    avg = ops.weighted_sum(xs, [0.5, 0.25, 0.25])
+    avg64 = ops.weighted_sum(xs, [0.5, 0.25, 0.25], acc_dtype=F64)
+    acc = ops.accumulate_(flat.clone(), half, 0.3)
+    mixed = ops.mix_(half.clone(), flat, 0.7)
+    return [flat, half, *dsts, avg, avg64, acc, mixed]
+
+
+@pytest.mark.parametrize("total", [700_001, pytest.param(12_000_001, marks=pytest.mark.slow)])
+def test_threads_split_large_buffers_without_changing_results(monkeypatch, total):
+    tensors = _mixed_tensors(total)
+    results = {}
+    for count in ("1", "2", "5"):
+        monkeypatch.setenv("FASTFL_NUM_THREADS", count)
+        results[count] = _run_all_kernels(tensors)
+    for got in (results["2"], results["5"]):
+        for g, w in zip(got, results["1"], strict=True):
+            _same_bits(g, w)
+    with ops.using("torch"):
+        reference = _run_all_kernels(tensors)
+    for i, (g, w) in enumerate(zip(results["2"], reference, strict=True)):
+        if i < 2 + len(tensors):  # copies, casts and unflatten-sub: exact
+            _same_bits(g, w)
+        else:  # sums: torch may fuse multiply-add; the core rounds each step
+            torch.testing.assert_close(g, w, rtol=2 * torch.finfo(g.dtype).eps, atol=1e-6)
+
+
+def test_concurrent_calls_from_python_threads(monkeypatch):
+    monkeypatch.setenv("FASTFL_NUM_THREADS", "2")
+    jobs = [_mixed_tensors(600_000 + 1000 * i) for i in range(3)]
+    expected = [_run_all_kernels(t) for t in jobs]
+
+    def run(i: int) -> list[torch.Tensor]:
+        _run_all_kernels(jobs[i])
+        return _run_all_kernels(jobs[i])
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(run, range(3)))
+    for got, want in zip(outcomes, expected, strict=True):
+        for g, w in zip(got, want, strict=True):
+            _same_bits(g, w)
+
+
+@pytest.fixture
+def portable_path():
+    previous = _C.use_simd(False)
+    yield
+    _C.use_simd(previous)
+
+
+@pytest.mark.parametrize("half", [F16, BF16])
+def test_portable_half_conversions_match_torch(portable_path, half):
+    every_half = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(half)
+    _same_bits(ops.cast(every_half, F32), every_half.float())
+    high = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int64) << 16
+    low = torch.tensor([0, 1, 0xFFF, 0x1000, 0x1001, 0x2000, 0x3000, 0x7FFF, 0x8000, 0x8001, 0xFFFF])
+    floats = (high[:, None] | low[None, :]).reshape(-1).to(torch.int32).view(F32)
+    _same_bits(ops.cast(floats, half), floats.to(half))
+
+
+def test_simd_switch_reports_previous_state():
+    first = _C.use_simd(False)
+    try:
+        assert _C.use_simd(False) is False
+    finally:
+        _C.use_simd(True)
+    assert first == _C.simd_available()
+
+
+def test_bindings_reject_what_ops_would_have_caught():
+    src, dst = torch.zeros(8), torch.zeros(8)
+    code = CODES[F32]
+    with pytest.raises(ValueError, match="contiguous"):
+        _C.convert([torch.zeros(4, 4).t()], [code], [torch.zeros(16)], [code], 1)
+    with pytest.raises(ValueError, match="dtype code"):
+        _C.convert([src], [CODES[F64]], [dst], [code], 1)
+    with pytest.raises(ValueError, match="unknown dtype code"):
+        _C.convert([src], [42], [dst], [code], 1)
+    with pytest.raises(ValueError, match="elements"):
+        _C.convert([src], [code], [torch.zeros(9)], [code], 1)
+    with pytest.raises(ValueError, match="one dtype code per tensor"):
+        _C.convert([src, src], [code], [dst, dst], [code, code], 1)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        _C.weighted_sum([src], [code], [1.0], torch.zeros(8, dtype=F16), CODES[F16], False, 1)
+    with pytest.raises(ValueError, match="floating"):
+        _C.combine([src], [code], [torch.zeros(8, dtype=torch.int32)], [CODES[torch.int32]], 1.0, 1)
