@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from fastfl.dtypes import FLOAT_DTYPES
 
-_Fingerprint = tuple[tuple[int, int, torch.Size, torch.dtype, torch.device, bool], ...]
+_State = tuple[int, torch.Size, torch.dtype, bool]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class Layout:
         device: the device of the first tensor (None for a model without tensors).
         dtype: the default dtype of the flat buffer: the promotion of the floating dtypes.
         contiguous: True when every tensor is contiguous (the fast path).
-        fingerprint: what `layout_of` compares to decide whether the cache is still valid.
+        states: storage address, shape, dtype and contiguity of each source when the layout
+            was built; `layout_of` compares them to decide whether the cache is still valid.
     """
 
     names: tuple[str, ...]
@@ -50,52 +51,61 @@ class Layout:
     device: torch.device | None
     dtype: torch.dtype
     contiguous: bool
-    fingerprint: _Fingerprint
+    states: tuple[_State, ...]
 
 
 _cache: weakref.WeakKeyDictionary[nn.Module, dict[bool, Layout]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def _persistent_buffers(model: nn.Module) -> list[tuple[str, Tensor]]:
-    """Return the persistent buffers (those in the state_dict), each once, in `model.buffers()` order."""
-    found: list[tuple[str, Tensor]] = []
+def _walk(model: nn.Module, include_buffers: bool, named: bool) -> list[tuple[str, Tensor]]:
+    """The model's tensors in layout order, each once; names only if `named` (else "").
+
+    One pass over the modules, in `model.modules()` order: the parameters come out in
+    `model.parameters()` order and the persistent buffers (those in the state_dict) in
+    `model.buffers()` order.
+    """
+    params: list[tuple[str, Tensor]] = []
+    floats: list[tuple[str, Tensor]] = []
+    others: list[tuple[str, Tensor]] = []
     seen: set[int] = set()
-    for prefix, module in model.named_modules():
+    modules = model.named_modules() if named else (("", m) for m in model.modules())
+    for prefix, module in modules:
+        dot = f"{prefix}." if prefix else ""
+        for name, p in module._parameters.items():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                params.append((dot + name if named else "", p))
+        if not include_buffers:
+            continue
         skip = module._non_persistent_buffers_set
-        for name, buf in module._buffers.items():
-            if buf is None or name in skip or id(buf) in seen:
-                continue
-            seen.add(id(buf))
-            found.append((f"{prefix}.{name}" if prefix else name, buf))
-    return found
+        for name, b in module._buffers.items():
+            if b is not None and name not in skip and id(b) not in seen:
+                seen.add(id(b))
+                (floats if b.is_floating_point() else others).append((dot + name if named else "", b))
+    return params + floats + others
 
 
-def _entries(model: nn.Module, include_buffers: bool) -> list[tuple[str, Tensor]]:
-    entries = list(model.named_parameters())
-    if include_buffers:
-        buffers = _persistent_buffers(model)
-        entries += [nb for nb in buffers if nb[1].is_floating_point()]
-        entries += [nb for nb in buffers if not nb[1].is_floating_point()]
-    return entries
+def _state(t: Tensor) -> _State:
+    return (t.data_ptr(), t.shape, t.dtype, t.is_contiguous())
 
 
-def _fingerprint(tensors: list[Tensor]) -> _Fingerprint:
-    return tuple((id(t), t.data_ptr(), t.shape, t.dtype, t.device, t.is_contiguous()) for t in tensors)
+def _still_valid(layout: Layout, current: list[tuple[str, Tensor]]) -> bool:
+    """True if `current` holds the same tensor objects, with the same storage, shape, dtype, layout.
 
-
-def _current_tensors(model: nn.Module, include_buffers: bool) -> list[Tensor]:
-    """The model's tensors in layout order, without building names (the per-call cheap path)."""
-    tensors = list(model.parameters())
-    if include_buffers:
-        buffers = [b for _, b in _persistent_buffers(model)]
-        tensors += [b for b in buffers if b.is_floating_point()]
-        tensors += [b for b in buffers if not b.is_floating_point()]
-    return tensors
+    The storage address also tells devices apart (CUDA's unified address space), so moving,
+    casting or replacing `param.data` all show up here.
+    """
+    if len(current) != len(layout.sources):
+        return False
+    for (_, t), src, state in zip(current, layout.sources, layout.states, strict=True):
+        if t is not src or _state(t) != state:
+            return False
+    return True
 
 
 def _build(model: nn.Module, include_buffers: bool) -> Layout:
-    entries = _entries(model, include_buffers)
+    entries = _walk(model, include_buffers, named=True)
     sources = tuple(t for _, t in entries)
     floats = [t.dtype for t in sources if t.dtype in FLOAT_DTYPES]
     dtype = reduce(torch.promote_types, floats) if floats else torch.float32
@@ -108,7 +118,7 @@ def _build(model: nn.Module, include_buffers: bool) -> Layout:
         device=sources[0].device if sources else None,
         dtype=dtype,
         contiguous=all(t.is_contiguous() for t in sources),
-        fingerprint=_fingerprint(list(sources)),
+        states=tuple(_state(t) for t in sources),
     )
 
 
@@ -120,12 +130,10 @@ def layout_of(model: nn.Module, include_buffers: bool = False) -> Layout:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    current = _fingerprint(_current_tensors(model, include_buffers))
     cached = _cache.get(model)
-    if cached is not None:
-        layout = cached.get(include_buffers)
-        if layout is not None and layout.fingerprint == current:
-            return layout
+    layout = cached.get(include_buffers) if cached is not None else None
+    if layout is not None and _still_valid(layout, _walk(model, include_buffers, named=False)):
+        return layout
     layout = _build(model, include_buffers)
     with _lock:
         _cache.setdefault(model, {})[include_buffers] = layout

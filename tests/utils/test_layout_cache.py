@@ -72,3 +72,26 @@ def test_cache_does_not_keep_models_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_order_follows_parameters_and_buffers_with_shared_modules():
+    shared = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    model = nn.Sequential(nn.Linear(2, 2), shared, nn.BatchNorm1d(2), shared)
+    model.register_buffer("step", torch.zeros((), dtype=torch.int32))
+    layout = layout_of(model, include_buffers=True)
+    buffers = list(model.buffers())
+    expected = (
+        list(model.parameters())
+        + [b for b in buffers if b.is_floating_point()]
+        + [b for b in buffers if not b.is_floating_point()]
+    )
+    assert len(layout.sources) == len(expected)
+    assert all(a is b for a, b in zip(layout.sources, expected, strict=True))
+    assert set(layout.names) <= set(model.state_dict())
+
+
+def test_deleting_a_module_invalidates():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    assert ST.serialize_model(model).numel() == 9 + 4
+    del model[1]
+    assert ST.serialize_model(model).numel() == 9
