@@ -100,67 +100,39 @@ def check_clients(num_clients: Any, num_samples: int) -> int:
     return num_clients
 
 
-def _small_keys(keys: np.ndarray, num_groups: int) -> np.ndarray:
-    """Cast group keys to the smallest integer type, so numpy's stable sort is a radix sort."""
-    if num_groups < 2**15:
-        return keys.astype(np.int16, copy=False)
-    return keys.astype(np.int32 if num_groups < 2**31 else np.int64, copy=False)
+def _small(values: np.ndarray, limit: int) -> np.ndarray:
+    """Cast ints in ``[0, limit]`` to the smallest signed type, so numpy's stable sort is a radix sort."""
+    dtype = np.int16 if limit < 2**15 else np.int32 if limit < 2**31 else np.int64
+    return values.astype(dtype, copy=False)
 
 
-def group(
-    keys: np.ndarray, num_groups: int, rng: np.random.Generator | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Group positions ``0..len(keys)-1`` by key, in O(N).
-
-    Args:
-        keys: int array with values in ``[-1, num_groups)``; ``-1`` marks dropped positions.
-        num_groups: number of groups.
-        rng: when given, positions within each group come in random order; else ascending.
-
-    Returns:
-        ``(positions, offsets)``: group g is ``positions[offsets[g]:offsets[g + 1]]``. Dropped
-        positions are left out.
-    """
-    keys = np.asarray(keys)
-    if rng is None:
-        order = np.argsort(_small_keys(keys, num_groups), kind="stable")
-    else:
-        order = rng.permutation(keys.shape[0])
-        order = order[np.argsort(_small_keys(keys[order], num_groups), kind="stable")]
-    counts = np.bincount(keys + 1, minlength=num_groups + 1)  # counts[0]: dropped positions
-    offsets = np.zeros(num_groups + 1, dtype=np.int64)
-    np.cumsum(counts[1:], out=offsets[1:])
-    return order[counts[0] :], offsets
-
-
-def owners_from_counts(labels: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Turn a client-by-class count matrix into one owner (client id or -1) per sample.
+def split_by_counts(
+    labels: np.ndarray, counts: np.ndarray, rng: np.random.Generator
+) -> dict[int, np.ndarray]:
+    """Hand out samples by a client-by-class count matrix, uniformly at random, in O(N).
 
     Args:
         labels: int64 labels, one per sample.
-        counts: ``(num_clients, num_classes)`` ints; column k sums to at most the size of class k.
-        rng: draws which samples of a class go to which client (uniformly at random).
+        counts: ``(num_clients, num_classes)`` ints; column k sums to at most the size of class k
+            (the rest of class k is dropped).
+        rng: the generator; one permutation of the samples is all the randomness used.
 
     Returns:
-        An int64 array of length N: the client of each sample, or -1 where it is dropped.
+        ``{client: int64 indices}``, each client's indices in random order.
     """
     num_clients, num_classes = counts.shape
-    positions, offsets = group(labels, num_classes, rng)
-    class_sizes = np.diff(offsets)
-    leftover = class_sizes - counts.sum(axis=0)
+    n = labels.shape[0]
+    perm = rng.permutation(n)
+    by_class = np.argsort(_small(labels, num_classes)[perm], kind="stable")  # classes, random within
+    leftover = np.bincount(labels, minlength=num_classes) - counts.sum(axis=0)
     if np.any(leftover < 0):
         raise PartitionError("a class was asked for more samples than it holds")
-    full = np.concatenate([counts.T, leftover[:, None]], axis=1)  # (K, J + 1), row-major per class
-    client_ids = np.append(np.arange(num_clients, dtype=np.int64), -1)
-    owner_sorted = np.repeat(np.tile(client_ids, num_classes), full.ravel())
-    owners = np.full(labels.shape[0], -1, dtype=np.int64)
-    owners[positions] = owner_sorted
-    return owners
-
-
-def split_by_owner(
-    owners: np.ndarray, num_clients: int, rng: np.random.Generator | None
-) -> dict[int, np.ndarray]:
-    """Return ``{client: indices}`` from one owner per sample (random order within a client)."""
-    positions, offsets = group(owners, num_clients, rng)
-    return {cid: positions[offsets[cid] : offsets[cid + 1]] for cid in range(num_clients)}
+    full = np.concatenate([counts.T, leftover[:, None]], axis=1)  # (K, J + 1); column J = dropped
+    client_ids = _small(np.arange(num_clients + 1), num_clients)
+    owner = np.empty(n, dtype=client_ids.dtype)
+    owner[by_class] = np.repeat(np.tile(client_ids, num_classes), full.ravel())  # owner in perm order
+    by_client = np.argsort(owner, kind="stable")  # clients, in perm (random) order within each
+    offsets = np.zeros(num_clients + 1, dtype=np.int64)
+    np.cumsum(counts.sum(axis=1), out=offsets[1:])
+    chosen = perm[by_client[: offsets[-1]]]
+    return {cid: chosen[offsets[cid] : offsets[cid + 1]] for cid in range(num_clients)}

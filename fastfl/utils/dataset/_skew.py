@@ -19,8 +19,7 @@ from fastfl.utils.dataset._common import (
     check_clients,
     check_int,
     check_positive,
-    owners_from_counts,
-    split_by_owner,
+    split_by_counts,
 )
 
 MAX_RETRIES = 1000
@@ -28,8 +27,7 @@ MAX_RETRIES = 1000
 
 def _finish(labels: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> dict[int, np.ndarray]:
     """Hand out the samples of each class by ``counts`` and return ``{client: indices}``."""
-    owners = owners_from_counts(labels, counts, rng)
-    return split_by_owner(owners, counts.shape[0], rng)
+    return split_by_counts(labels, counts, rng)
 
 
 def _cut(shares: np.ndarray, total: int) -> np.ndarray:
