@@ -10,6 +10,7 @@ and shapes keep them. FedLab's public face is kept: `header`, `slices`, `content
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,6 +34,7 @@ DEFAULT_SLICE_SIZE = 0
 DEFAULT_MESSAGE_CODE_VALUE = 0
 HEADER_SIZE = 5
 _HUGE_ALLOC = 1 << 21
+HEAD_ROOM = wire.HEADER_BYTES
 
 
 def message_code_value(message_code: MessageCode | int | None) -> int:
@@ -84,12 +86,8 @@ class Package:
         self.slices: list[int] = []
         self.dtype: torch.dtype | None = None
         self.wire_dtype = wire_dtype
-        self._buf: Tensor | None = None
-        self._shapes: list[tuple[int, ...]] = []
-        self._wire: list[torch.dtype] = []
-        self._orig: list[torch.dtype] = []
-        self._offsets: list[int] = []
-        self._end = 0
+        self.send_lock = threading.Lock()
+        self._clear()
         if content is None:
             return
         if isinstance(content, Tensor):
@@ -100,6 +98,16 @@ class Package:
             raise KernelTypeError(
                 f"content must be a tensor, a list or tuple of tensors, or None; got {type(content).__name__}"
             )
+
+    def _clear(self) -> None:
+        self._buf: Tensor | None = None  # [header room][payload][pad][table]
+        self._shapes: list[tuple[int, ...]] = []
+        self._wire: list[torch.dtype] = []
+        self._orig: list[torch.dtype] = []
+        self._offsets: list[int] = []
+        self._end = 0
+        self._dims = 0
+        self._table: bytes | None = None
 
     @property
     def message_code(self) -> int:
@@ -141,13 +149,16 @@ class Package:
         wire_dtypes = [self._wire_of(t.dtype) for t in srcs]
         offsets, end = wire.layout(wire_dtypes, [t.numel() for t in srcs], self._end)
         shapes = [tuple(t.shape) for t in srcs]
-        self._reserve(end, shapes, srcs[0].device)
-        ops.pack(srcs, offsets, wire_dtypes, out=self._buf)
+        self._reserve(end, len(shapes), sum(len(s) for s in shapes), srcs[0].device)
+        self._zero_gaps(offsets, srcs, wire_dtypes)
+        ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=self._buf)
         self._shapes += shapes
         self._wire += wire_dtypes
         self._orig += [t.dtype for t in srcs]
         self._offsets += offsets
         self._end = end
+        self._dims += sum(len(s) for s in shapes)
+        self._table = None
         for t in srcs:
             self.slices += [t.numel(), t.dim(), *t.shape]
         self.header[HEADER_SLICE_SIZE_IDX] = len(self.slices)
@@ -157,30 +168,39 @@ class Package:
     def _wire_of(self, dtype: torch.dtype) -> torch.dtype:
         return self.wire_dtype if self.wire_dtype is not None and dtype in FLOAT_DTYPES else dtype
 
-    def _reserve(self, end: int, shapes: list[tuple[int, ...]], device: torch.device) -> None:
+    def _reserve(self, end: int, count: int, dims: int, device: torch.device) -> None:
         """Make the buffer hold `end` payload bytes plus the table, keeping what is packed so far."""
         if self._buf is not None and self._buf.device != device:
             raise KernelArgumentError(
                 f"tensors are on {device} but the package holds tensors on {self._buf.device}"
             )
-        count = len(self._shapes) + len(shapes)
-        dims = sum(len(s) for s in self._shapes) + sum(len(s) for s in shapes)
-        need = wire.align(end, 8) + wire.table_bytes(count, dims)
+        table = wire.table_bytes(len(self._shapes) + count, self._dims + dims)
+        need = HEAD_ROOM + wire.align(end, 8) + table
         have = 0 if self._buf is None else self._buf.numel()
         if need <= have:
             return
-        grown = need if self._buf is None else max(need, have + have // 2)
-        buf = empty_bytes(grown + wire.table_bytes(8, 8 * 4), device)
+        if self._buf is None and need <= wire.FRAME_BYTES:
+            self._buf = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8, device=device)
+            return
+        buf = empty_bytes(max(need, have + have // 2) + wire.table_bytes(8, 32), device)
         if self._buf is not None and self._end:
-            buf[: self._end].copy_(self._buf[: self._end])
+            buf[HEAD_ROOM : HEAD_ROOM + self._end].copy_(self._buf[HEAD_ROOM : HEAD_ROOM + self._end])
         self._buf = buf
+
+    def _zero_gaps(self, offsets: list[int], srcs: list[Tensor], dtypes: list[torch.dtype]) -> None:
+        """Zero the alignment gaps before each new tensor (they may hold an earlier table)."""
+        prev = self._end
+        for off, t, dt in zip(offsets, srcs, dtypes, strict=True):
+            if off > prev:
+                self._buf[HEAD_ROOM + prev : HEAD_ROOM + off].zero_()
+            prev = off + t.numel() * wire.ITEMSIZE[dt]
 
     @property
     def tensors(self) -> list[Tensor]:
         """The packed tensors, as views of the package buffer in their wire dtypes."""
-        return (
-            wire.unpack(self.body(), self.wire_header(-1, -1), restore_dtypes=False) if self._shapes else []
-        )
+        if not self._shapes:
+            return []
+        return wire.unpack(self.body(), self.wire_header(-1, -1), restore_dtypes=False)
 
     @property
     def content(self) -> Tensor | None:
@@ -193,7 +213,7 @@ class Package:
                 f"this package holds tensors of dtypes {kinds}; content is defined for one dtype only. "
                 "Use package.tensors, or package.to(dtype) first"
             )
-        return self._buf[: self._end].view(self.dtype)
+        return self._buf[HEAD_ROOM : HEAD_ROOM + self._end].view(self.dtype)
 
     def to(self, dtype: torch.dtype) -> Package:
         """Convert every tensor in the package to `dtype` and return the package.
@@ -204,61 +224,58 @@ class Package:
             TypeError: `dtype` is not one of the supported dtypes.
         """
         code_of(dtype)
-        if self._shapes and any(
-            dt != dtype or o != dtype for dt, o in zip(self._wire, self._orig, strict=True)
-        ):
-            old = self.tensors
-            self._buf, self._shapes, self._wire, self._orig, self._offsets, self._end = (
-                None,
-                [],
-                [],
-                [],
-                [],
-                0,
-            )
-            saved_slices, self.slices, saved_wire = self.slices, [], self.wire_dtype
-            self.wire_dtype = None
+        if any(w != dtype or o != dtype for w, o in zip(self._wire, self._orig, strict=True)):
+            old, slices, wire_dtype = self.tensors, self.slices, self.wire_dtype
+            self._clear()
+            self.slices, self.wire_dtype = [], None
             self.append_tensor_list([t if t.dtype == dtype else ops.cast(t, dtype) for t in old])
-            self.slices, self.wire_dtype = saved_slices, saved_wire
+            self.slices, self.wire_dtype = slices, wire_dtype
         if self._shapes:
             self.dtype = dtype
         return self
 
     def wire_header(self, sender: int, receiver: int) -> wire.Header:
         """The fastfl header for sending this package from `sender` to `receiver`."""
-        dims = sum(len(s) for s in self._shapes)
-        table = wire.table_bytes(len(self._shapes), dims)
+        table = wire.table_bytes(len(self._shapes), self._dims)
         body = wire.align(self._end, 8) + table
+        inline = body <= wire.INLINE_CAPACITY
         return wire.Header(
-            self.message_code,
-            sender,
-            receiver,
-            len(self._shapes),
-            self._end,
-            table,
-            body,
-            dims,
-            body <= wire.INLINE_CAPACITY,
+            self.message_code, sender, receiver, len(self._shapes), self._end, table, body, self._dims, inline
         )
 
     def body(self) -> Tensor:
         """The wire body (payload, padding, table) as a view of the package buffer."""
-        start = wire.align(self._end, 8)
-        table = wire.encode_table(
-            [int(code_of(d)) for d in self._wire],
-            [int(code_of(d)) for d in self._orig],
-            self._shapes,
-            self._offsets,
-        )
         if self._buf is None:
-            return (
-                torch.frombuffer(bytearray(table), dtype=torch.uint8)
-                if table
-                else torch.empty(0, dtype=torch.uint8)
+            return torch.empty(0, dtype=torch.uint8)
+        start = HEAD_ROOM + wire.align(self._end, 8)
+        if self._table is None:
+            self._table = wire.encode_table(
+                [int(code_of(d)) for d in self._wire],
+                [int(code_of(d)) for d in self._orig],
+                self._shapes,
+                self._offsets,
             )
-        self._buf[self._end : start].zero_()
-        self._buf[start : start + len(table)].copy_(torch.frombuffer(bytearray(table), dtype=torch.uint8))
-        return self._buf[: start + len(table)]
+            self._buf[HEAD_ROOM + self._end : start].zero_()
+            self._buf[start : start + len(self._table)].copy_(_as_bytes(self._table))
+        return self._buf[HEAD_ROOM : start + len(self._table)]
+
+    def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:
+        """The one or two buffers that carry this package (hold `send_lock` until they are sent).
+
+        A body that fits in the 8 KiB frame is sent in place from the package buffer, header room
+        included, so a small package costs one transfer and no copy.
+        """
+        head = self.wire_header(sender, receiver)
+        body = self.body()
+        raw = _as_bytes(wire.encode_header(head))
+        if head.inline:
+            if self._buf is None:
+                self._buf = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8)
+            self._buf[:HEAD_ROOM].copy_(raw)
+            return [self._buf[: wire.FRAME_BYTES]]
+        frame = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8, device=body.device)
+        frame[:HEAD_ROOM].copy_(raw)
+        return [frame, body]
 
     @staticmethod
     def parse_content(slices: Sequence[int], content: Tensor) -> list[Tensor]:
@@ -306,6 +323,10 @@ def to_message_code(code: int, sender: int) -> MessageCode:
         raise WireFormatError(
             f"unknown message code {code} from rank {sender}; known codes: {known}"
         ) from None
+
+
+def _as_bytes(raw: bytes) -> Tensor:
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
 
 
 def _checked(t: object, i: int) -> Tensor:

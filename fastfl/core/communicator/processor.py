@@ -95,8 +95,10 @@ class PackageProcessor:
             package.header[HEADER_RECEIVER_RANK_IDX] = dst
             if package.dtype is not None:
                 package.header[HEADER_DATA_TYPE_IDX] = int(code_of(package.dtype))
-            parts = _fastfl_parts(package, dist.get_rank(), dst)
-            transport.send(parts, dst, self.timeout, "sending a package")
+            device = _device()
+            with package.send_lock:
+                parts = [t.to(device) for t in package.wire_parts(dist.get_rank(), dst)]
+                transport.send(parts, dst, self.timeout, "sending a package")
 
     @_DefaultOrBound
     def recv_package(self, src: int | None = None) -> Received:
@@ -138,18 +140,6 @@ class PackageProcessor:
             transport.recv(body, source, self.timeout, "receiving a package body")
         tensors, nbytes = wire.unpack_counted(body, head, restore_dtypes=self.restore_dtypes)
         return (source, to_message_code(head.message_code, source), tensors or None), nbytes
-
-
-def _fastfl_parts(package: Package, rank: int, dst: int) -> list[Tensor]:
-    head = package.wire_header(rank, dst)
-    body = package.body()
-    device = _device()
-    frame = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8)
-    frame[: wire.HEADER_BYTES] = torch.frombuffer(bytearray(wire.encode_header(head)), dtype=torch.uint8)
-    if head.inline:
-        frame[wire.HEADER_BYTES : wire.HEADER_BYTES + head.body_bytes] = body.cpu()
-        return [frame.to(device)]
-    return [frame.to(device), body.to(device)]
 
 
 def _device() -> torch.device:

@@ -17,7 +17,6 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,7 +40,8 @@ ITEMSIZE: dict[torch.dtype, int] = {
     dt: torch.empty((), dtype=dt).element_size() for dt in TORCH_DTYPES.values()
 }
 _BY_CODE: list[torch.dtype] = [TORCH_DTYPES[DType(c)] for c in range(len(DType))]
-_ITEMSIZE_BY_CODE = np.array([ITEMSIZE[dt] for dt in _BY_CODE], dtype=np.int64)
+_ITEMSIZE: list[int] = [ITEMSIZE[dt] for dt in _BY_CODE]
+_NCODES = len(DType)
 _FLOAT_CODES = frozenset(int(c) for c in (DType.FLOAT16, DType.BFLOAT16, DType.FLOAT32, DType.FLOAT64))
 
 
@@ -146,20 +146,18 @@ def layout(dtypes: Sequence[torch.dtype], numels: Sequence[int], start: int = 0)
     return offsets, end
 
 
+def _table_format(count: int, dims_total: int) -> str:
+    pad = align(3 * count, 8) - 3 * count
+    return f"<{3 * count}B{pad}x{count}q{dims_total}q"
+
+
 def encode_table(
     wire_codes: Sequence[int], codes: Sequence[int], shapes: Sequence[Sequence[int]], offsets: Sequence[int]
 ) -> bytes:
-    """Return the tensor table: wire dtype codes, original codes, ndims, offsets, then all dims."""
-    count = len(shapes)
+    """Return the tensor table: wire dtype codes, original codes, ndims, padding, offsets, all dims."""
     dims = [d for shape in shapes for d in shape]
-    out = bytearray(table_bytes(count, len(dims)))
-    out[0:count] = bytes(wire_codes)
-    out[count : 2 * count] = bytes(codes)
-    out[2 * count : 3 * count] = bytes(len(s) for s in shapes)
-    pos = align(3 * count, 8)
-    out[pos : pos + 8 * count] = np.asarray(offsets, dtype="<i8").tobytes()
-    out[pos + 8 * count :] = np.asarray(dims, dtype="<i8").tobytes()
-    return bytes(out)
+    fmt = _table_format(len(shapes), len(dims))
+    return struct.pack(fmt, *wire_codes, *codes, *(len(s) for s in shapes), *offsets, *dims)
 
 
 def unpack(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> list[Tensor]:
@@ -182,73 +180,70 @@ def unpack_counted(body: Tensor, head: Header, *, restore_dtypes: bool = True) -
         raise WireFormatError(
             f"body must be {head.body_bytes} uint8 bytes, got {body.dtype} {tuple(body.shape)}"
         )
-    start = align(head.payload_bytes, 8)
-    table = body[start:].cpu().numpy() if body.is_cuda else body[start:].numpy()
-    wire, orig, shapes, offsets = _parse_table(table, head)
-    nbytes = sum(math.prod(s) * int(_ITEMSIZE_BY_CODE[c]) for s, c in zip(shapes, wire, strict=True))
-    return _views(body, wire, orig, shapes, offsets, restore_dtypes), nbytes
+    if not head.count:
+        return [], 0
+    table = body[align(head.payload_bytes, 8) :]
+    raw = table.cpu().numpy().tobytes() if body.is_cuda else table.numpy().tobytes()
+    entries = _parse_table(raw, head)
+    out = []
+    typed: dict[int, Tensor] = {}
+    for code, want, shape, off in entries:
+        base = typed.get(code)
+        if base is None:
+            size = _ITEMSIZE[code]
+            base = typed[code] = body[: body.numel() // size * size].view(_BY_CODE[code])
+        t = base.as_strided(shape, _contiguous_strides(shape), base.storage_offset() + off // _ITEMSIZE[code])
+        if restore_dtypes and want != code:
+            t = ops.cast(t, _BY_CODE[want])
+        out.append(t)
+    return out, sum(math.prod(e[2]) * _ITEMSIZE[e[0]] for e in entries)
 
 
-def _parse_table(
-    table: np.ndarray, head: Header
-) -> tuple[list[int], list[int], list[tuple[int, ...]], list[int]]:
+def _parse_table(raw: bytes, head: Header) -> list[tuple[int, int, tuple[int, ...], int]]:
+    """Check the table against the header; return (wire code, code, shape, offset) per tensor."""
     n = head.count
-    wire = table[0:n].astype(np.int64)
-    orig = table[n : 2 * n].astype(np.int64)
-    ndims = table[2 * n : 3 * n].astype(np.int64)
-    pos = align(3 * n, 8)
-    offsets = table[pos : pos + 8 * n].view("<i8")
-    dims = table[pos + 8 * n :].view("<i8")
-    if n and (wire.max() >= len(DType) or orig.max() >= len(DType)):
-        raise WireFormatError(f"unknown dtype code in the table (known codes are 0..{len(DType) - 1})")
-    if int(ndims.sum()) != head.dims_total or (n and ndims.max() > MAX_NDIM):
-        raise WireFormatError(f"table ndims sum to {int(ndims.sum())}; the header says {head.dims_total}")
-    if dims.size and (dims.min() < 0 or dims.max() > MAX_DIM):
-        raise WireFormatError(f"table holds a dimension outside [0, {MAX_DIM}]")
-    wire_l, orig_l = wire.tolist(), orig.tolist()
-    for w, o in zip(wire_l, orig_l, strict=True):
-        if w != o and (w not in _FLOAT_CODES or o not in _FLOAT_CODES):
-            raise WireFormatError(f"wire dtype code {w} differs from dtype code {o}; only floats may be cast")
-    dims_l = dims.tolist()
-    shapes = []
-    pos = 0
-    for k in ndims.tolist():
-        shapes.append(tuple(dims_l[pos : pos + k]))
+    values = struct.unpack(_table_format(n, head.dims_total), raw)
+    wire, orig, ndims = values[:n], values[n : 2 * n], values[2 * n : 3 * n]
+    offsets, dims = values[3 * n : 4 * n], values[4 * n :]
+    if sum(ndims) != head.dims_total:
+        raise WireFormatError(f"table ndims sum to {sum(ndims)}; the header says {head.dims_total}")
+    entries = []
+    pos = end = 0
+    for i in range(n):
+        code, want, k = wire[i], orig[i], ndims[i]
+        if code >= _NCODES or want >= _NCODES:
+            raise WireFormatError(f"unknown dtype code in the table (known codes are 0..{_NCODES - 1})")
+        if code != want and (code not in _FLOAT_CODES or want not in _FLOAT_CODES):
+            raise WireFormatError(
+                f"wire dtype code {code} differs from dtype code {want}; only floats may be cast"
+            )
+        shape = dims[pos : pos + k]
         pos += k
-    expected, end = layout([_BY_CODE[c] for c in wire_l], [math.prod(s) for s in shapes])
-    if end != head.payload_bytes or offsets.tolist() != expected:
+        if k > MAX_NDIM or (shape and (min(shape) < 0 or math.prod(max(d, 1) for d in shape) > MAX_DIM)):
+            raise WireFormatError(
+                f"table holds a shape {shape} with a negative dimension or beyond {MAX_DIM}"
+            )
+        size = _ITEMSIZE[code]
+        end = (end + size - 1) // size * size
+        if offsets[i] != end:
+            raise WireFormatError(
+                f"tensor {i} offset {offsets[i]} does not match the canonical layout ({end})"
+            )
+        entries.append((code, want, shape, end))
+        end += math.prod(shape) * size
+    if end != head.payload_bytes:
         raise WireFormatError(
             f"tensor offsets do not match the canonical layout ({end} != {head.payload_bytes} bytes)"
         )
-    return wire_l, orig_l, shapes, expected
-
-
-def _views(
-    body: Tensor,
-    wire: list[int],
-    orig: list[int],
-    shapes: list[tuple[int, ...]],
-    offsets: list[int],
-    restore: bool,
-) -> list[Tensor]:
-    typed: dict[int, Tensor] = {}
-    out = []
-    for code, want, shape, off in zip(wire, orig, shapes, offsets, strict=True):
-        size = int(_ITEMSIZE_BY_CODE[code])
-        base = typed.get(code)
-        if base is None:
-            base = typed[code] = body[: body.numel() // size * size].view(_BY_CODE[code])
-        t = base.as_strided(shape, _contiguous_strides(shape), base.storage_offset() + off // size)
-        if restore and want != code:
-            t = ops.cast(t, _BY_CODE[want])
-        out.append(t)
-    return out
+    return entries
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides = []
+    if len(shape) < 2:
+        return (1,) * len(shape)
+    strides = [1] * len(shape)
     acc = 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= max(d, 1)
-    return tuple(reversed(strides))
+    for i in range(len(shape) - 1, 0, -1):
+        acc *= max(shape[i], 1)
+        strides[i - 1] = acc
+    return tuple(strides)
