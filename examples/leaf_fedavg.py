@@ -6,7 +6,7 @@ and averages them with `Aggregators.fedavg_aggregate`, weighted by the clients' 
 Runs on FEMNIST or LEAF Synthetic. Without `--root` it writes a small random LEAF-format tree
 (`synthetic_tree`, the tests' generator) to a temporary folder and trains on that.
 
-    python examples/leaf_fedavg.py --rounds 5                    # generated FEMNIST-format data
+    python examples/leaf_fedavg.py --rounds 20                   # generated FEMNIST-format data
     python examples/leaf_fedavg.py --root ~/leaf/data --name femnist --rounds 50
 """
 
@@ -41,11 +41,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--root", type=Path, default=None, help="folder holding <name>/data (default: generate)"
     )
     parser.add_argument("--users", type=int, default=20, help="users to generate when --root is not given")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--clients-per-round", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--clients-per-round", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 

@@ -61,10 +61,14 @@ _NUMPY = {DType.UINT8: np.uint8, DType.INT32: np.int32, DType.INT64: np.int64, D
 _CODES = {np.dtype(v): k for k, v in _NUMPY.items()}
 
 
+def _bytes(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
 def _crc(*arrays: np.ndarray) -> int:
     crc = 0
     for a in arrays:
-        crc = zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"), crc)
+        crc = zlib.crc32(_bytes(a), crc)
     return crc
 
 
@@ -129,7 +133,7 @@ def write(path: Path, arrays: dict[str, np.ndarray], fingerprint: bytes) -> None
             f.write(table.tobytes())
             for entry, a in zip(table, arrays.values(), strict=True):
                 f.seek(int(entry["offset"]))
-                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+                f.write(_bytes(a))
             f.truncate(offset)
         os.replace(tmp, path)
     except BaseException:

@@ -8,6 +8,7 @@ signature and returns a client's train and test loaders.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fastfl.utils.dataset.leaf import cache
 from fastfl.utils.dataset.leaf.errors import LeafCacheError
@@ -130,19 +131,32 @@ class LeafSplit:
             raise LeafCacheError(f"{self.path}: data of client {client_id} is corrupt (CRC mismatch)")
         return slices
 
-    def client(self, client_id: int) -> LeafClientDataset:
-        """Return client `client_id`'s Dataset (its tensors are copies, not views of the file)."""
+    def _checked_slices(self, client_id: int) -> Arrays:
         try:
-            slices = self._slices(client_id)
+            return self._slices(client_id)
         except LeafCacheError as err:
             if self._reopen is None:
                 raise
             log.warning("%s; rebuilding it from the JSON files", err)
             fresh = self._reopen()
             self.arrays, self._reopen = fresh.arrays, None
-            slices = self._slices(client_id)
-        data, targets = kind_of(self.name).tensors(slices, self.options)
+            return self._slices(client_id)
+
+    def client(self, client_id: int) -> LeafClientDataset:
+        """Return client `client_id`'s Dataset (its tensors are copies, not views of the file)."""
+        data, targets = kind_of(self.name).tensors(self._checked_slices(client_id), self.options)
         return LeafClientDataset(int(client_id), self.users[int(client_id)], data, targets)
+
+    def data_slices(self) -> list[range]:
+        """Return each client's sample indices in `as_tensor_dataset()` (for SubsetSerialTrainer)."""
+        return [range(a, b) for a, b in itertools.pairwise(self.arrays["sample_offsets"].tolist())]
+
+    def as_tensor_dataset(self) -> TensorDataset:
+        """Return the whole split as one TensorDataset, clients one after another (`data_slices`)."""
+        for cid in range(len(self)):
+            self._checked_slices(cid)
+        whole = cache.client_slices(self.arrays, 0, len(self.arrays["y"]))
+        return TensorDataset(*kind_of(self.name).tensors(whole, self.options))
 
     def labels(self, client_id: int | None = None) -> np.ndarray:
         """Return the labels of one client, or of all clients (no checksum: for statistics)."""

@@ -25,28 +25,29 @@ _PUNCT = [".", ",", "!", "?", ";"]
 _INK = [repr(k / 255.0) for k in range(256)]
 
 
-def _femnist_x(rng: np.random.Generator, n: int) -> str:
+def _femnist_x(rng: np.random.Generator, labels: np.ndarray, prototypes: np.ndarray) -> str:
+    n = len(labels)
     codes = rng.integers(0, 256, size=(n, 784))
-    ink = rng.random((n, 784)) < 0.2
+    ink = prototypes[labels] ^ (rng.random((n, 784)) < 0.05)  # each class has its own strokes
     table = np.array([*_INK, "1.0"], dtype=object)
     strs = table[np.where(ink, codes, 256)]
     return "[" + ", ".join("[" + ", ".join(row) + "]" for row in strs.tolist()) + "]"
 
 
-def _sample(name: str, rng: np.random.Generator, user: str, i: int, images: Path | None) -> tuple[Any, Any]:
+def _sample(name: str, rng: np.random.Generator, user: str, i: int, ctx: dict[str, Any]) -> tuple[Any, Any]:
     if name == "synthetic":
-        return rng.normal(size=60).round(6).tolist(), int(rng.integers(0, 10))
+        x = rng.normal(size=60)
+        return x.round(6).tolist(), int(np.argmax(x @ ctx["weights"] + ctx["bias"][user]))
     if name == "shakespeare":
         chars = rng.choice(list(ALL_LETTERS), size=81)
         return "".join(chars[:80]), str(chars[80])
     if name == "sent140":
         words = [str(w) for w in rng.choice(_WORDS + _PUNCT, size=int(rng.integers(0, 12)))]
         text = " ".join(words) + (" Wow" if i % 2 else "")
-        return [str(1000 + i), "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY", user, text], int(
-            rng.integers(0, 2)
-        )
+        label = int(words.count("good") + words.count("love") > words.count("bad") + words.count("hate"))
+        return [str(1000 + i), "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY", user, text], label
     if name == "celeba":
-        return _celeba_image(rng, images, f"{user}_{i}.png"), int(rng.integers(0, 2))
+        return _celeba_image(rng, ctx["images"], f"{user}_{i}.png"), int(rng.integers(0, 2))
     return _reddit_comment(rng)
 
 
@@ -115,12 +116,21 @@ def synthetic_tree(
         images.mkdir(parents=True, exist_ok=True)
     users = [f"f_{u:05d}" for u in range(num_users)]
     serial = itertools.count()  # unique sample numbers: CelebA image files never collide
+    # Labels follow the inputs (class strokes, a linear teacher with a per-user bias, sentiment
+    # words), so models trained on the generated data can learn something.
+    ctx = {
+        "images": images,
+        "prototypes": rng.random((62, 784)) < 0.2,
+        "weights": rng.normal(size=(60, 10)),
+        "bias": {u: rng.normal(scale=0.5, size=10) for u in users},
+    }
 
     def body(user: str, count: int) -> str:
         if name == "femnist":
-            y = rng.integers(0, 62, size=count).tolist()
-            return '{"x": ' + _femnist_x(rng, count) + ', "y": ' + json.dumps(y) + "}"
-        samples = [_sample(name, rng, user, next(serial), images) for _ in range(count)]
+            y = rng.integers(0, 62, size=count)
+            x = _femnist_x(rng, y, ctx["prototypes"])
+            return '{"x": ' + x + ', "y": ' + json.dumps(y.tolist()) + "}"
+        samples = [_sample(name, rng, user, next(serial), ctx) for _ in range(count)]
         return json.dumps({"x": [s[0] for s in samples], "y": [s[1] for s in samples]})
 
     for split, spec in (("train", train_samples), ("test", test_samples)):
