@@ -45,9 +45,9 @@ def _hetero_counts(
     num_samples = int(class_sizes.sum())
     counts = np.zeros((num_clients, class_sizes.shape[0]), dtype=np.int64)
     sizes = np.zeros(num_clients, dtype=np.int64)
+    draws = rng.dirichlet(np.full(num_clients, alpha), size=class_sizes.shape[0])
     for k, size_k in enumerate(class_sizes):
-        p = rng.dirichlet(np.full(num_clients, alpha))
-        p = p * (sizes < num_samples / num_clients)
+        p = draws[k] * (sizes < num_samples / num_clients)
         if p.sum() <= 0:  # every client full (FedLab divides by zero here): plain shares
             p = np.full(num_clients, 1.0)
         counts[:, k] = _cut(p / p.sum(), int(size_k))
@@ -245,6 +245,26 @@ def label_skew_quantity_based_partition(
     return _finish(labels, counts.astype(np.int64), gen)
 
 
+def _exdir_counts(
+    member: np.ndarray, sizes: np.ndarray, alpha: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Split every class over its holders by ``p ~ Dir(alpha)`` at once (normalised gammas).
+
+    Cuts as in :func:`_cut`: the last holder of a class takes the rounding remainder.
+    """
+    shares = rng.standard_gamma(alpha, size=member.shape) * member
+    total = shares.sum(axis=0)
+    underflow = (total <= 0) & member.any(axis=0)  # tiny alpha: every gamma rounded to 0
+    shares[:, underflow] = member[:, underflow]
+    shares /= np.maximum(shares.sum(axis=0), np.finfo(float).tiny)
+    ends = np.floor(np.cumsum(shares, axis=0) * sizes).astype(np.int64)
+    last = member.shape[0] - 1 - np.argmax(member[::-1], axis=0)
+    ends = np.where(np.arange(member.shape[0])[:, None] >= last, sizes, np.minimum(ends, sizes))
+    counts = np.diff(ends, axis=0, prepend=0)
+    counts[:, ~member.any(axis=0)] = 0  # classes no client holds are dropped
+    return counts
+
+
 def extended_dirichlet_partition(
     targets: Any,
     num_clients: int,
@@ -267,12 +287,8 @@ def extended_dirichlet_partition(
     member = assign_classes(num_clients, num_classes, major, gen)
     _check_classes_per_client(labels, member)
     sizes = np.bincount(labels, minlength=num_classes)
-    holder_lists = [np.flatnonzero(member[:, k]) for k in range(num_classes)]
-    counts = np.zeros((num_clients, num_classes), dtype=np.int64)
     for _ in range(MAX_RETRIES):
-        for k, holders in enumerate(holder_lists):
-            if holders.size:
-                counts[holders, k] = _cut(gen.dirichlet(np.full(holders.size, alpha)), int(sizes[k]))
+        counts = _exdir_counts(member, sizes, alpha, gen)
         if counts.sum(axis=1).min() >= need:
             return _finish(labels, counts, gen)
     raise PartitionError(
