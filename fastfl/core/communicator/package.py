@@ -256,7 +256,8 @@ class Package:
                 self._offsets,
             )
             self._buf[HEAD_ROOM + self._end : start].zero_()
-            self._buf[start : start + len(self._table)].copy_(_as_bytes(self._table))
+            if self._table:
+                self._buf[start : start + len(self._table)].copy_(_as_bytes(self._table))
         return self._buf[HEAD_ROOM : start + len(self._table)]
 
     def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:

@@ -95,8 +95,18 @@ def test_golden_wire_dtype_records_both_codes():
 
 
 def test_golden_empty_package_is_a_bare_header():
-    (frame,) = Package(MessageCode.Exit).wire_parts(1, 0)
-    raw = frame.numpy().tobytes()
-    head = wire.decode_header(raw[:64])
-    assert (head.count, head.body_bytes, head.message_code, head.inline) == (0, 0, 4, True)
-    assert raw[64:] == bytes(8192 - 64)
+    package = Package(MessageCode.Exit)
+    for dst in (0, 2):  # the same package sent twice
+        (frame,) = package.wire_parts(1, dst)
+        raw = frame.numpy().tobytes()
+        head = wire.decode_header(raw[:64])
+        assert (head.count, head.body_bytes, head.message_code, head.receiver) == (0, 0, 4, dst)
+        assert head.inline and raw[64:] == bytes(8192 - 64)
+
+
+def test_golden_frame_reused_for_a_second_destination():
+    package = _golden_package()
+    package.wire_parts(0, 3)
+    frame = package.wire_parts(0, 1)[0].numpy().tobytes()
+    assert frame[64:128] == GOLDEN_BODY
+    assert wire.decode_header(frame[:64]).receiver == 1
