@@ -26,18 +26,38 @@ namespace {
 // Below this many elements in a call, keeping the GIL is cheaper than giving it up.
 constexpr std::size_t kReleaseGilFrom = 1 << 15;
 
+// Tensor attributes by interned name: an interned name hits CPython's type cache, and
+// PyObject_CallMethodNoArgs skips the bound-method object, so each query costs ~0.1 us.
+struct Names {
+    py::handle is_cpu = intern("is_cpu"), is_contiguous = intern("is_contiguous");
+    py::handle element_size = intern("element_size"), data_ptr = intern("data_ptr"), numel = intern("numel");
+
+    static py::handle intern(const char* text) {
+        PyObject* s = PyUnicode_InternFromString(text);  // immortal for the process, like any identifier
+        if (s == nullptr) throw py::error_already_set();
+        return s;
+    }
+};
+
+py::object call(const py::handle& t, const py::handle& method) {
+    PyObject* r = PyObject_CallMethodNoArgs(t.ptr(), method.ptr());
+    if (r == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+}
+
 // A contiguous CPU tensor of dtype `code`, as a writable view (checked: wrong inputs raise
 // ValueError instead of reaching the kernels).
-fastfl::MutView view_of(const py::handle& t, int code, const char* name) {
+fastfl::MutView view_of(const py::handle& t, int code, const char* what) {
+    static const Names n;
     const fastfl::DType dtype = fastfl::dtype_from_code(code);
-    if (!t.attr("is_cpu").cast<bool>() || !t.attr("is_contiguous")().cast<bool>()) {
-        throw std::invalid_argument(std::string(name) + " must be a contiguous CPU tensor");
+    if (!t.attr(n.is_cpu).cast<bool>() || !call(t, n.is_contiguous).cast<bool>()) {
+        throw std::invalid_argument(std::string(what) + " must be a contiguous CPU tensor");
     }
-    if (t.attr("element_size")().cast<std::size_t>() != fastfl::size_of(dtype)) {
-        throw std::invalid_argument(std::string(name) + " does not match its dtype code " + std::to_string(code));
+    if (call(t, n.element_size).cast<std::size_t>() != fastfl::size_of(dtype)) {
+        throw std::invalid_argument(std::string(what) + " does not match its dtype code " + std::to_string(code));
     }
-    auto* data = reinterpret_cast<void*>(t.attr("data_ptr")().cast<std::uintptr_t>());
-    return {data, t.attr("numel")().cast<std::size_t>(), dtype};
+    auto* data = reinterpret_cast<void*>(call(t, n.data_ptr).cast<std::uintptr_t>());
+    return {data, call(t, n.numel).cast<std::size_t>(), dtype};
 }
 
 fastfl::View in(const fastfl::MutView& v) { return {v.data, v.count, v.dtype}; }
