@@ -60,6 +60,7 @@ class StreamingAggregator:
         self._numel = numel
         self._device = torch.device(device) if device is not None else None
         self._acc: Tensor | None = None
+        self._result_dtype = torch.float32
         self._lock = threading.Lock()
         self.count = 0
         self.total_weight = 0.0
@@ -74,6 +75,7 @@ class StreamingAggregator:
         with self._lock:
             self.count = 0
             self.total_weight = 0.0
+            self._result_dtype = torch.float32
 
     def add(self, update: Tensor, weight: float = 1.0) -> None:
         """Add `weight · update` to the running sum.
@@ -96,14 +98,18 @@ class StreamingAggregator:
             if self.count == 0:
                 acc.zero_()
             ops.accumulate_(acc, update.contiguous().view(-1), w)
+            self._result_dtype = torch.promote_types(self._result_dtype, update.dtype)
             self.count += 1
             self.total_weight += w
 
     def result(self, *, out: Tensor | None = None) -> Tensor:
-        """Return the weighted mean: into `out` if given, else a new float32 tensor."""
+        """Return the weighted mean: into `out` if given, else a new 1-D tensor.
+
+        The new tensor is float32, or float64 if a float64 update was added (as FedAvg promotes).
+        """
         if out is None:
             numel = self._numel if self._numel is not None else 0
-            out = torch.empty(numel, dtype=torch.float32, device=self._device)
+            out = torch.empty(numel, dtype=self._result_dtype, device=self._device)
         return self.write_(out)
 
     def write_(self, out: Tensor) -> Tensor:

@@ -52,6 +52,14 @@ def test_any_shape_and_output_dtypes(backend):
         torch.testing.assert_close(out.reshape(-1).double(), expected, rtol=tol, atol=tol)
 
 
+def test_result_dtype_follows_the_updates(backend):
+    agg = StreamingAggregator()
+    agg.add(torch.ones(3, dtype=torch.float16))
+    assert agg.result().dtype == torch.float32
+    agg.add(torch.ones(3, dtype=torch.float64))
+    assert agg.result().dtype == torch.float64
+
+
 def test_reset_reuses_the_accumulator(backend):
     agg = StreamingAggregator(16)
     agg.add(torch.ones(16), 2.0)
