@@ -34,6 +34,11 @@ def _check_out(out: object, numel: int, what: str) -> Tensor:
     return out
 
 
+def _check_dtype(dtype: object) -> None:
+    if dtype is not None and dtype not in FLOAT_DTYPES:
+        raise KernelTypeError(f"dtype must be None or one of {FLOAT_DTYPES}, got {dtype!r}")
+
+
 def _gather(srcs: list[Tensor], layout: Layout, out: Tensor | None, dtype: torch.dtype | None) -> Tensor:
     """Flatten `srcs` (on the layout's device) into `out`, or into a new CPU tensor."""
     if not layout.contiguous:
@@ -78,6 +83,7 @@ class SerializationTool:
         Returns:
             `out`, or a new CPU tensor (as FedLab, also for CUDA models).
         """
+        _check_dtype(dtype)
         layout = layout_of(model, include_buffers)
         if out is not None:
             _check_out(out, layout.numel, "model's element count")
@@ -103,6 +109,7 @@ class SerializationTool:
         Raises:
             ValueError: a parameter has no gradient and `zero_missing` is False.
         """
+        _check_dtype(dtype)
         layout = layout_of(model, include_buffers=False)
         if out is not None:
             _check_out(out, layout.numel, "model's parameter count")
@@ -116,7 +123,7 @@ class SerializationTool:
                         "or pass zero_missing=True to serialize it as zeros"
                     )
                 grad = torch.zeros_like(alias)
-            grads.append(grad.detach())
+            grads.append(grad.detach().contiguous())
         return _gather(grads, layout, out, dtype)
 
     @staticmethod

@@ -135,6 +135,10 @@ def test_dtype_option_and_mixed_dtypes(backend):
     assert flat.dtype == torch.float32  # promotion of float16 and float32, as torch.cat does
     assert torch.equal(flat, torch.cat([p.detach().float().reshape(-1) for p in model.parameters()]))
     assert ST.serialize_model(model, dtype=torch.float64).dtype == torch.float64
+    with pytest.raises(TypeError, match=r"dtype must be None or one of"):
+        ST.serialize_model(model, dtype=torch.int32)
+    with pytest.raises(TypeError, match=r"dtype must be None or one of"):
+        ST.serialize_model_gradients(model, dtype="float16")
     ST.deserialize_model(model, torch.arange(flat.numel(), dtype=torch.float64))
     assert model[0].weight.dtype == torch.float16
     assert torch.equal(ST.serialize_model(model), torch.arange(flat.numel(), dtype=torch.float32))
