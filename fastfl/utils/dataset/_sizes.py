@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from fastfl.utils.dataset._common import (
+    OptionalDependencyError,
     PartitionError,
     RngLike,
     as_labels,
@@ -200,8 +201,6 @@ def samples_num_count(client_dict: dict[int, Any], num_clients: int) -> Any:
     try:
         import pandas as pd
     except ImportError as exc:
-        from fastfl.utils.dataset._common import OptionalDependencyError
-
         raise OptionalDependencyError(
             "samples_num_count returns a pandas DataFrame: pip install pandas, or use "
             "fastfl.utils.dataset.partition_stats, which needs no pandas"

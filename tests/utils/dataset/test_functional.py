@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastfl.utils.dataset import PartitionError, PartitionTypeError
 from fastfl.utils.dataset import functional as F
+from fastfl.utils.dataset._common import split_by_counts
 
 from ._helpers import assert_disjoint, assert_exact_cover, labels, mean_entropy, same
 
@@ -224,3 +227,25 @@ def test_samples_num_count():
     assert frame.index.name == "client" and frame["num_samples"].tolist() == [3, 5]
     with pytest.raises(PartitionError, match="no entry"):
         F.samples_num_count({0: np.arange(3)}, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 300),
+    j=st.integers(1, 12),
+    k=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_split_by_counts_exact(data, n, j, k, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    sizes = np.bincount(y, minlength=k)
+    counts = np.zeros((j, k), dtype=np.int64)
+    for c in range(k):  # a random feasible count matrix: class c split over clients, some dropped
+        cuts = np.sort(data.draw(st.lists(st.integers(0, int(sizes[c])), min_size=j, max_size=j)))
+        counts[:, c] = np.diff(cuts, prepend=0)
+    d = split_by_counts(y, counts, np.random.default_rng(seed))
+    assert_disjoint(d, n)
+    got = np.array([np.bincount(y[d[c]], minlength=k) for c in range(j)]).reshape(j, k)
+    assert np.array_equal(got, counts)
