@@ -27,6 +27,8 @@ a damaged byte anywhere is found at the cost of hashing only what is used.
 from __future__ import annotations
 
 import itertools
+import math
+import mmap
 import os
 import struct
 import uuid
@@ -165,7 +167,7 @@ def _header(path: Path, size: int, fingerprint: bytes) -> tuple[int, int]:
     return n, size
 
 
-def _array(mm: np.ndarray, entry: np.void, path: Path) -> tuple[str, np.ndarray]:
+def _array(mm: mmap.mmap, entry: np.void, path: Path) -> tuple[str, np.ndarray]:
     name = bytes(entry["name"]).rstrip(b"\0").decode("ascii", errors="replace")
     code, ndim, offset, nbytes = (
         int(entry["dtype"]),
@@ -177,8 +179,8 @@ def _array(mm: np.ndarray, entry: np.void, path: Path) -> tuple[str, np.ndarray]
         raise LeafCacheError(f"{path}: array {name!r} has an unknown dtype code {code} or ndim {ndim}")
     dtype = np.dtype(_NUMPY[DType(code)])
     shape = tuple(int(s) for s in entry["shape"][:ndim])
-    count = int(np.prod(shape, dtype=object)) if shape else 1
-    if count * dtype.itemsize != nbytes or offset % ALIGN or offset + nbytes > mm.size:
+    count = math.prod(shape)
+    if count * dtype.itemsize != nbytes or offset % ALIGN or offset + nbytes > len(mm):
         raise LeafCacheError(f"{path}: array {name!r} has an inconsistent size or offset")
     arr = np.frombuffer(mm, dtype=dtype, count=count, offset=offset).reshape(shape)
     if name not in SAMPLE_ARRAYS and _crc(arr) != int(entry["crc"]):
@@ -198,11 +200,20 @@ def read(path: Path, fingerprint: bytes) -> dict[str, np.ndarray]:
     except FileNotFoundError as err:
         raise LeafCacheError(f"{path}: no cache yet") from err
     n, size = _header(path, size, fingerprint)
-    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    with path.open("rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     table = np.frombuffer(mm, dtype=_ENTRY, count=n, offset=_HEADER.size)
     arrays = dict(_array(mm, entry, path) for entry in table)
     check_index(arrays, path)
     return arrays
+
+
+def table(path: Path) -> dict[str, tuple[int, int]]:
+    """Return {array name: (byte offset in the file, size in bytes)} of a cache file (no checks)."""
+    raw = path.read_bytes()
+    n = min(struct.unpack_from("<I", raw, 12)[0], MAX_ARRAYS)
+    entries = np.frombuffer(raw, dtype=_ENTRY, count=n, offset=_HEADER.size)
+    return {bytes(e["name"]).rstrip(b"\0").decode(): (int(e["offset"]), int(e["nbytes"])) for e in entries}
 
 
 def check_index(arrays: dict[str, np.ndarray], path: Path) -> None:

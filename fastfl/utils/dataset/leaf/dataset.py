@@ -101,6 +101,13 @@ class LeafSplit:
         """Return the user names, index = client id."""
         return cache.decode_strings(self.arrays["names"], self.arrays["name_offsets"])
 
+    def user(self, client_id: int) -> str:
+        """Return the user name of one client (without decoding all names)."""
+        if "users" in self.__dict__:
+            return self.users[client_id]
+        a, b = (int(v) for v in self.arrays["name_offsets"][client_id : client_id + 2])
+        return self.arrays["names"][a:b].tobytes().decode("utf-8")
+
     @property
     def num_samples(self) -> list[int]:
         """Return the number of samples of each client."""
@@ -145,7 +152,7 @@ class LeafSplit:
     def client(self, client_id: int) -> LeafClientDataset:
         """Return client `client_id`'s Dataset (its tensors are copies, not views of the file)."""
         data, targets = kind_of(self.name).tensors(self._checked_slices(client_id), self.options)
-        return LeafClientDataset(int(client_id), self.users[int(client_id)], data, targets)
+        return LeafClientDataset(int(client_id), self.user(int(client_id)), data, targets)
 
     def data_slices(self) -> list[range]:
         """Return each client's sample indices in `as_tensor_dataset()` (for SubsetSerialTrainer)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +70,21 @@ def json_files(root: str | Path, name: str, split: str) -> list[Path]:
             where LEAF's preprocessed files go.
     """
     folder = split_dir(root, check_name(name), check_split(split))
-    files = sorted(p for p in folder.rglob("*.json") if p.is_file()) if folder.is_dir() else []
+    files = sorted(_scan(str(folder))) if folder.is_dir() else []
     if not files:
         raise LeafDataMissingError(missing_message(root, name, split))
-    return files
+    return [Path(f) for f in files]
+
+
+def _scan(folder: str) -> list[str]:
+    found: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                found += _scan(entry.path)
+            elif entry.name.endswith(".json") and entry.is_file():
+                found.append(entry.path)
+    return found
 
 
 def fingerprint(files: Sequence[Path], extra: dict[str, Any]) -> bytes:
@@ -85,9 +97,10 @@ def fingerprint(files: Sequence[Path], extra: dict[str, Any]) -> bytes:
     edit that keeps both size and mtime.
     """
     entries = []
-    for path in files:
-        st = path.stat()
-        entries.append([path.parent.name, path.name, st.st_size, st.st_mtime_ns])
+    for path in map(os.fspath, files):
+        st = os.stat(path)
+        folder, name = os.path.split(path)
+        entries.append([os.path.basename(folder), name, st.st_size, st.st_mtime_ns])
     text = json.dumps({"files": entries, "extra": extra}, sort_keys=True)
     return hashlib.sha256(text.encode()).digest()
 
