@@ -249,3 +249,12 @@ def test_split_by_counts_exact(data, n, j, k, seed):
     assert_disjoint(d, n)
     got = np.array([np.bincount(y[d[c]], minlength=k) for c in range(j)]).reshape(j, k)
     assert np.array_equal(got, counts)
+
+
+def test_client_inner_dirichlet_prior_on_used_up_class():
+    # alpha 1e-5: priors are exactly one-hot (4 clients on class 1, which has 1 sample); they must still
+    # be filled from what is left (FedLab loops forever).  Checked once: this seed takes the fallback path.
+    y = np.array([0] * 99 + [1])
+    d = F.client_inner_dirichlet_partition(y, 10, 2, 1e-5, np.full(10, 10), False, rng=0)
+    assert_exact_cover(d, 100)
+    assert all(len(v) == 10 for v in d.values())

@@ -169,3 +169,13 @@ def test_stats_table_and_sample_count():
     assert stats.to_csv().splitlines()[0].startswith("client,num_samples,class0")
     pytest.importorskip("pandas")
     assert p.client_sample_count["num_samples"].sum() == N
+
+
+def test_targets_as_tensor_and_list():
+    import torch
+
+    a = D.CIFAR10Partitioner(
+        torch.tensor(Y10), 10, balance=None, partition="dirichlet", dir_alpha=0.5, seed=0
+    )
+    b = D.CIFAR10Partitioner(Y10.tolist(), 10, balance=None, partition="dirichlet", dir_alpha=0.5, seed=0)
+    assert same(a.client_dict, b.client_dict)
