@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from fastfl.core.communicator import transport, wire
+from fastfl.core.communicator.buffers import BodyBuffers
 from fastfl.core.communicator.fedlab_wire import fedlab_parts, recv_fedlab
 from fastfl.core.communicator.package import (
     HEADER_DATA_TYPE_IDX,
@@ -51,6 +52,8 @@ class PackageProcessor:
         timeout: seconds any single wait may take before `CommunicationTimeout`.
         max_message_bytes: the largest body accepted from a peer; larger announcements are errors.
         restore_dtypes: give tensors that travelled in a narrower wire dtype back in their own dtype.
+        reuse_buffers: receive large bodies into the previous body's buffer once the caller has
+            dropped every tensor of that package (saves the page faults of a fresh allocation).
     """
 
     _default: PackageProcessor | None = None
@@ -62,6 +65,7 @@ class PackageProcessor:
         timeout: float = transport.DEFAULT_TIMEOUT,
         max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
         restore_dtypes: bool = True,
+        reuse_buffers: bool = True,
     ) -> None:
         if wire not in WIRES:
             raise KernelArgumentError(f"wire must be one of {', '.join(WIRES)}, got {wire!r}")
@@ -73,6 +77,7 @@ class PackageProcessor:
         self.timeout = float(timeout)
         self.max_message_bytes = int(max_message_bytes)
         self.restore_dtypes = restore_dtypes
+        self._buffers = BodyBuffers(reuse_buffers)
 
     @classmethod
     def default(cls) -> PackageProcessor:
@@ -136,7 +141,7 @@ class PackageProcessor:
         if head.inline:
             body = frame[wire.HEADER_BYTES : wire.HEADER_BYTES + head.body_bytes]
         else:
-            body = empty_bytes(head.body_bytes, device)
+            body = self._buffers.take(head.body_bytes, device)
             transport.recv(body, source, self.timeout, "receiving a package body")
         tensors, nbytes = wire.unpack_counted(body, head, restore_dtypes=self.restore_dtypes)
         return (source, to_message_code(head.message_code, source), tensors or None), nbytes

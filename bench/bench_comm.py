@@ -1,0 +1,225 @@
+"""Communication benchmarks: packing packages, and send/recv over gloo loopback between two processes.
+
+pack+parse: fastfl's Package (one pass, views on parse) vs FedLab 1.2.1's Package (one torch.cat per
+tensor) vs one plain torch.cat, for the model tensor sets and for serial-trainer uplinks of K
+serialized models. loopback: round trips between this process (rank 0) and an echo process
+(rank 1): raw dist.send/recv of a preallocated buffer, fastfl's PackageProcessor, DistNetwork
+packing every message, and FedLab's PackageProcessor, at 1e3 floats (latency) and 1e7 floats
+(throughput).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+from conftest import client_updates, tensor_set
+
+from fastfl.core.communicator import Package, wire
+from fastfl.core.network import DistNetwork
+from fastfl.utils import MessageCode
+
+try:
+    from fedlab.core.communicator.package import Package as FedLabPackage
+    from fedlab.core.communicator.processor import PackageProcessor as FedLabProcessor
+    from fedlab.utils.message_code import MessageCode as FedLabCode
+except ImportError:  # the real FedLab is an optional bench dependency
+    from baselines import Package as _ReimplementedPackage
+
+    FedLabPackage = FedLabProcessor = FedLabCode = None
+
+PACK_IMPLS = ["fastfl", "fedlab", "torch-cat", "copy"]
+UPLINKS = [("cnn", 10), pytest.param("cnn", 50, marks=pytest.mark.slow), ("mlp", 50)]
+LOOP_IMPLS = ["raw", "raw-alloc", "fastfl", "fastfl-pack", "fedlab"]
+MODES = {name: i + 1 for i, name in enumerate(LOOP_IMPLS)}
+SIZES = [1_000, 10_000_000]
+
+
+def _fedlab_pack_parse(tensors):
+    if FedLabPackage is None:
+        p = _ReimplementedPackage()
+        p.append_tensor_list(tensors)
+        return [p.content[:0], p.content]  # parse is views; the reimplementation times packing only
+    p = FedLabPackage(1, tensors)
+    return FedLabPackage.parse_content(p.slices, p.content)
+
+
+def _fastfl_pack_parse(tensors):
+    p = Package(1, tensors)
+    return wire.unpack(p.body(), p.wire_header(0, 1))
+
+
+def _torch_pack_parse(tensors):
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    return [
+        piece.view(t.shape)
+        for piece, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)
+    ]
+
+
+def _pack_case(measure, group, impl, tensors):
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    if impl == "copy":
+        src = torch.cat([t.reshape(-1) for t in tensors])
+        dst = torch.empty_like(src)
+        measure(group, lambda: dst.copy_(src), lambda r: None, 2 * nbytes)
+        return
+    fn = {"fastfl": _fastfl_pack_parse, "fedlab": _fedlab_pack_parse, "torch-cat": _torch_pack_parse}[impl]
+
+    def check(out):
+        if impl == "fedlab" and FedLabPackage is None:
+            return
+        assert all(torch.equal(a, b) for a, b in zip(out, tensors, strict=True))
+
+    measure(group, lambda: fn(tensors), check, 2 * nbytes, tensors=len(tensors))
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet18"])
+@pytest.mark.parametrize("impl", PACK_IMPLS)
+def bench_pack_parse(measure, impl, name):
+    _pack_case(measure, f"pack+parse {name}", impl, tensor_set(name).params)
+
+
+@pytest.mark.parametrize(("name", "k"), UPLINKS)
+@pytest.mark.parametrize("impl", PACK_IMPLS)
+def bench_pack_uplink(measure, impl, name, k):
+    rows = client_updates(name, k)
+    _pack_case(measure, f"uplink {name} K={k}", impl, [rows[i] for i in range(k)])
+
+
+# ---- loopback: the echo process -------------------------------------------------------------
+
+
+def _echo(port: int) -> None:
+    net = DistNetwork(("127.0.0.1", port), 2, 1, timeout=300)
+    net.init_network_connection()
+    ctrl = torch.zeros(2, dtype=torch.int64)
+    try:
+        while True:
+            dist.recv(ctrl, 0)
+            mode, n = ctrl.tolist()
+            if mode == 0:
+                return
+            _ECHO[mode](net, n)
+    finally:
+        net.close_network_connection()
+
+
+def _echo_raw(net, n, alloc=False):
+    buf = torch.empty(n)
+    while True:
+        if alloc:
+            buf = torch.empty(n)
+        dist.recv(buf, 0)
+        if math.isnan(buf[0]):
+            return
+        dist.send(buf, 0)
+
+
+def _echo_fastfl(net, n, pack=False):
+    reply = Package(MessageCode.ParameterUpdate, torch.zeros(n))
+    while True:
+        _, code, content = net.processor.recv_package(0)
+        if code == MessageCode.Exit:
+            return
+        if pack:
+            net.send(content, MessageCode.ParameterUpdate, 0)
+        else:
+            del content
+            net.processor.send_package(reply, 0)
+
+
+def _echo_fedlab(net, n):
+    reply = FedLabPackage(FedLabCode.ParameterUpdate, torch.zeros(n))
+    while True:
+        _, code, _content = FedLabProcessor.recv_package(0)
+        if code == FedLabCode.Exit:
+            return
+        FedLabProcessor.send_package(reply, 0)
+
+
+_ECHO = {
+    MODES["raw"]: _echo_raw,
+    MODES["raw-alloc"]: lambda net, n: _echo_raw(net, n, alloc=True),
+    MODES["fastfl"]: _echo_fastfl,
+    MODES["fastfl-pack"]: lambda net, n: _echo_fastfl(net, n, pack=True),
+    MODES["fedlab"]: _echo_fedlab,
+}
+
+
+@pytest.fixture(scope="module")
+def peer():
+    """This process as rank 0 and an echo process as rank 1, joined over gloo on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = mp.get_context("spawn").Process(target=_echo, args=(port,), daemon=True)
+    proc.start()
+    net = DistNetwork(("127.0.0.1", port), 2, 0, timeout=300)
+    net.init_network_connection()
+    try:
+        yield net
+        dist.send(torch.zeros(2, dtype=torch.int64), 1)
+    finally:
+        net.close_network_connection()
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+
+
+# ---- loopback: this process's side ------------------------------------------------------------
+
+
+def _round_trip(net, impl, n):
+    """Return (one round trip, stop message) for `impl`."""
+    payload = torch.zeros(n)
+    if impl in ("raw", "raw-alloc"):
+        back = torch.empty(n)
+
+        def rtt():
+            dist.send(payload, 1)
+            got = torch.empty(n) if impl == "raw-alloc" else back
+            dist.recv(got, 1)
+            return got
+
+        return rtt, lambda: dist.send(torch.full((n,), float("nan")), 1)
+    if impl == "fedlab":
+        package = FedLabPackage(FedLabCode.ParameterUpdate, payload)
+
+        def rtt():
+            FedLabProcessor.send_package(package, 1)
+            return FedLabProcessor.recv_package(1)[2][0]
+
+        return rtt, lambda: FedLabProcessor.send_package(FedLabPackage(FedLabCode.Exit), 1)
+    package = Package(MessageCode.ParameterUpdate, payload)
+
+    def rtt():
+        if impl == "fastfl-pack":
+            net.send(payload, MessageCode.ParameterUpdate, 1)
+            return net.recv(1)[2][0]
+        net.processor.send_package(package, 1)
+        return net.processor.recv_package(1)[2][0]
+
+    return rtt, lambda: net.send(None, MessageCode.Exit, 1)
+
+
+@pytest.mark.parametrize("n", SIZES, ids=["1e3", "1e7"])
+@pytest.mark.parametrize("impl", LOOP_IMPLS)
+def bench_loopback(measure, peer, impl, n):
+    if impl == "fedlab" and FedLabPackage is None:
+        pytest.skip("the fedlab package is not installed")
+    dist.send(torch.tensor([MODES[impl], n]), 1)
+    rtt, stop = _round_trip(peer, impl, n)
+
+    def check(got):
+        assert got.shape == (n,) and got.dtype == torch.float32
+        assert not bool(got.any())
+
+    try:
+        measure(f"loopback round trip {n:.0e} floats", rtt, check, 2 * 4 * n, floats=n)
+    finally:
+        stop()
