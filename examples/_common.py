@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
+
+from fastfl.core.progress import RoundReporter
 
 DATASETS = ("digits", "synthetic", "mnist")
 
@@ -109,3 +113,42 @@ def features(data: TensorDataset) -> int:
     """The input width of a TensorDataset of flat inputs."""
     x: Tensor = data.tensors[0]
     return x.shape[1]
+
+
+def dist_args(parser: argparse.ArgumentParser, world_size: int) -> argparse.ArgumentParser:
+    """Add the options of a multi-process example (left unset: the script launches every process)."""
+    parser.add_argument("--rank", type=int, default=None, help="this process's rank (unset: start them all)")
+    parser.add_argument("--world-size", type=int, default=world_size)
+    parser.add_argument("--port", type=int, default=None, help="rendezvous port on 127.0.0.1")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds any network wait may take")
+    parser.add_argument("--save", default=None, help="server: save the final flat global model here")
+    return parser
+
+
+def launch_all(argv: list[str] | None, script: str, roles: list[list[str]], timeout: float) -> int:
+    """Start `script` once per role (extra argv per process) with one free port; wait for all."""
+    from fastfl.launch import free_port, launch
+
+    base = list(sys.argv[1:] if argv is None else argv)
+    port = ["--port", str(free_port())]
+    commands = [[sys.executable, script, *base, *role, *port] for role in roles]
+    return launch(commands, timeout=timeout + 60)
+
+
+def round_recorder(test: TensorDataset, reporter: RoundReporter):
+    """An `on_round_end` hook that evaluates the global model and records the round."""
+    state = {"start": time.perf_counter()}
+
+    def hook(handler) -> None:
+        loss, acc = evaluate(handler.model, test)
+        now = time.perf_counter()
+        reporter.record(handler.round, handler.last_round_clients, loss, acc, now - state["start"])
+        state["start"] = now
+
+    return hook
+
+
+def save_flat(model: nn.Module, path: str | None) -> None:
+    """Save the model's flat parameters (for comparing runs)."""
+    if path:
+        torch.save(torch.cat([p.detach().reshape(-1) for p in model.parameters()]), path)

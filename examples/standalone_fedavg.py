@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import common_args, evaluate, features, iid_slices, load_data, make_model, seed_all
+from _common import common_args, evaluate, features, iid_slices, load_data, make_model, save_flat, seed_all
 
 from fastfl.core.client import SubsetSerialTrainer
 from fastfl.core.progress import RoundReporter
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--clients", type=int, default=100, help="clients in total")
     parser.add_argument("--sample-ratio", type=float, default=0.1, help="fraction of clients per round")
     parser.add_argument("--uniform", action="store_true", help="FedLab's uniform FedAvg (default: weighted)")
+    parser.add_argument("--save", default=None, help="save the final flat global model here")
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else "runs/standalone_fedavg"
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         loss, acc = evaluate(handler.model, test)
         reporter.record(handler.round, len(ids), loss, acc, time.perf_counter() - start)
     files = reporter.close()
+    save_flat(handler.model, args.save)
     print("results:", ", ".join(str(p) for p in files.values()))
     return reporter.rows
 

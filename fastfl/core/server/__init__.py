@@ -7,9 +7,17 @@ from fastfl.core.server.handler import (
     ParameterServerBackendHandler,
     SyncParameterServerHandler,
 )
+from fastfl.core.server.manager import (
+    AsynchronousServerManager,
+    ServerManager,
+    SynchronousServerManager,
+)
 
 __all__ = [
     "AsyncParameterServerHandler",
+    "AsynchronousServerManager",
     "ParameterServerBackendHandler",
+    "ServerManager",
     "SyncParameterServerHandler",
+    "SynchronousServerManager",
 ]
