@@ -199,6 +199,8 @@ def read(path: Path, fingerprint: bytes) -> dict[str, np.ndarray]:
         size = path.stat().st_size
     except FileNotFoundError as err:
         raise LeafCacheError(f"{path}: no cache yet") from err
+    except OSError as err:
+        raise LeafCacheError(f"{path}: cannot read the cache ({err})") from err
     n, size = _header(path, size, fingerprint)
     with path.open("rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fastfl.utils.dataset.leaf import cache
-from fastfl.utils.dataset.leaf.errors import LeafCacheError
+from fastfl.utils.dataset.leaf.errors import LeafCacheError, LeafDataMissingError
 from fastfl.utils.dataset.leaf.kinds import Arrays, Options, kind_of
 from fastfl.utils.dataset.leaf.source import check_name, check_split, fingerprint, json_files, read_split
 
@@ -226,6 +226,11 @@ def open_leaf(
     opts = Options(Path(image_dir) if image_dir is not None else None, image_size, max_len, max_vocab)
     _check_options(opts)
     files = json_files(root, name, split)
+    if opts.image_dir is not None and not opts.image_dir.is_dir():
+        raise LeafDataMissingError(
+            f"no CelebA images: {opts.image_dir} is not a folder. Put LEAF's img_align_celeba images "
+            "there (LEAF keeps them in data/celeba/data/raw/img_align_celeba) or pass image_dir="
+        )
     vocab_split = None
     if kind_of(name).uses_vocab and split == "test":
         vocab_split = open_leaf(
@@ -251,7 +256,13 @@ def _rebuild(
     name: str, split: str, files: list[Path], opts: Options, vocab: LeafSplit | None, path: Path, fp: bytes
 ) -> LeafSplit:
     arrays = build_arrays(name, files, opts, vocab and vocab.vocab)
-    cache.write(path, arrays, fp)
+    try:
+        cache.write(path, arrays, fp)
+    except OSError as err:
+        log.warning(
+            "cannot write the LEAF cache %s (%s): keeping the data in memory; pass cache_dir=", path, err
+        )
+        return LeafSplit(name, split, arrays, opts)
     return LeafSplit(name, split, cache.read(path, fp), opts, path=path)
 
 

@@ -216,3 +216,11 @@ def test_cache_and_json_paths_agree_for_every_kind(tmp_path):
             assert cached.users == parsed.users and cached.num_samples == parsed.num_samples
             assert cached.vocab == parsed.vocab
             assert _same(_snapshot(cached), _snapshot(parsed))
+
+
+def test_unwritable_cache_dir_falls_back_to_memory(tree, caplog):
+    blocker = tree / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    split = open_leaf("femnist", tree, "train", cache_dir=blocker / "cache")
+    assert split.source == "json" and "cannot write the LEAF cache" in caplog.text
+    assert _same(_snapshot(split), _snapshot(open_leaf("femnist", tree, "train")))

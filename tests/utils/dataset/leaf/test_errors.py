@@ -191,3 +191,9 @@ def test_bad_arguments(tmp_path):
         split.client("0")
     with pytest.raises(KeyError, match="user 'nobody'"):
         split.client_id("nobody")
+
+
+def test_celeba_missing_image_folder(tmp_path):
+    write_split(tmp_path, "celeba", "train", {"c": {"x": ["1.jpg"], "y": [1]}})
+    with pytest.raises(LeafDataMissingError, match=r"img_align_celeba is not a folder"):
+        open_leaf("celeba", tmp_path, "train")
