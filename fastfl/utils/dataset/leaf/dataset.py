@@ -147,6 +147,8 @@ class LeafSplit:
             log.warning("%s; rebuilding it from the JSON files", err)
             fresh = self._reopen()
             self.arrays, self._reopen = fresh.arrays, None
+            for stale in ("users", "vocab"):
+                self.__dict__.pop(stale, None)
             return self._slices(client_id)
 
     def client(self, client_id: int) -> LeafClientDataset:

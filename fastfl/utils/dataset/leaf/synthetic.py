@@ -110,6 +110,8 @@ def synthetic_tree(
         seed: seed of the content.
     """
     check_name(name)
+    if num_users < 0 or num_files < 1:
+        raise ValueError(f"need num_users >= 0 and num_files >= 1, got {num_users} and {num_files}")
     rng = np.random.default_rng(seed)
     images = Path(root) / "celeba" / "data" / "raw" / "img_align_celeba" if name == "celeba" else None
     if images is not None:
