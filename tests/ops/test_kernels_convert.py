@@ -33,12 +33,16 @@ from tests.ops.kernel_data import (
 )
 
 PAIRS = list(itertools.product(ALL_DTYPES, ALL_DTYPES))
+# Backends known to convert float64/int32/int64 to float16/bfloat16 through float32, rounding
+# twice (torch's own conversion does this). test_cast_to_half_rounds_once pins the deviation;
+# the other tests avoid the few inputs where it shows. Remove a backend here once it rounds once.
+ROUNDS_TWICE = {"torch", "native", "numba"}
 
 
 def _source(shape, src, dst, gen, backend):
     x = values(shape, src, dst, gen)
-    if backend == "torch" and torch_double_rounds(src, dst):
-        x = avoid_double_rounding(x)  # see test_cast_from_float64_rounds_once
+    if backend in ROUNDS_TWICE and torch_double_rounds(src, dst):
+        x = avoid_double_rounding(x)
     return x
 
 
@@ -109,9 +113,9 @@ def test_cast_keeps_nan_and_infinities(backend):
 
 
 @pytest.fixture
-def xfail_on_torch(request, backend):
-    if backend == "torch":
-        reason = "torch converts float64/int32/int64 to half types via float32, rounding twice"
+def xfail_if_rounds_twice(request, backend):
+    if backend in ROUNDS_TWICE:
+        reason = f"the {backend} backend converts float64/int32/int64 to half types via float32"
         request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
@@ -124,10 +128,10 @@ def xfail_on_torch(request, backend):
         (2**40 + 2**32 + 1, torch.int64, torch.bfloat16, 2**40 + 2**33),
     ],
 )
-def test_cast_to_half_rounds_once(backend, xfail_on_torch, x, src, dst, expected):
+def test_cast_to_half_rounds_once(backend, xfail_if_rounds_twice, x, src, dst, expected):
     xs = torch.full((67,), x, dtype=src)  # long enough for vectorised paths, odd for their tails
-    assert (ops.cast(xs, dst).double() == expected).all()
     assert (ref_cast(xs, dst).double() == expected).all()
+    assert (ops.cast(xs, dst).double() == expected).all()
 
 
 def test_cast_into_reused_out_overwrites_every_element(backend):
