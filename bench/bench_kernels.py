@@ -217,3 +217,11 @@ def report(path: str) -> None:
 
 if __name__ == "__main__":
     report(sys.argv[1])
+
+
+def bench_baselines_match_fedlab():
+    """The reimplemented baselines give the real FedLab 1.2.1's results (skipped without fedlab)."""
+    same = baselines.matches_fedlab()
+    if same is None:
+        pytest.skip("fedlab is not installed")
+    assert same
