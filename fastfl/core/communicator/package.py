@@ -80,9 +80,8 @@ class Package:
                 f"wire_dtype must be None, torch.float16 or torch.bfloat16, got {wire_dtype}"
             )
         sender = dist.get_rank() if dist.is_available() and dist.is_initialized() else -1
-        self.header = torch.tensor(
-            [sender, DEFAULT_RECEIVER_RANK, DEFAULT_SLICE_SIZE, code, -1], dtype=torch.int32
-        )
+        self._fields = [sender, DEFAULT_RECEIVER_RANK, DEFAULT_SLICE_SIZE, code, -1]
+        self._header: Tensor | None = None
         self.slices: list[int] = []
         self.dtype: torch.dtype | None = None
         self.wire_dtype = wire_dtype
@@ -110,9 +109,31 @@ class Package:
         self._table: bytes | None = None
 
     @property
+    def header(self) -> Tensor:
+        """FedLab's int32[5] header: sender, receiver, slice size, message code, dtype code.
+
+        Built on first access; from then on it is the package's header, so writes to it stick.
+        """
+        if self._header is None:
+            self._header = torch.tensor(self._fields, dtype=torch.int32)
+        return self._header
+
+    @header.setter
+    def header(self, value: Tensor) -> None:
+        self._header = value
+
+    def set_header_field(self, index: int, value: int) -> None:
+        """Write one header field without building the header tensor when nobody asked for it."""
+        self._fields[index] = value
+        if self._header is not None:
+            self._header[index] = value
+
+    @property
     def message_code(self) -> int:
         """The message code as an int."""
-        return int(self.header[HEADER_MESSAGE_CODE_IDX])
+        if self._header is not None:
+            return int(self._header[HEADER_MESSAGE_CODE_IDX])
+        return self._fields[HEADER_MESSAGE_CODE_IDX]
 
     @property
     def count(self) -> int:
@@ -151,7 +172,10 @@ class Package:
         shapes = [tuple(t.shape) for t in srcs]
         self._reserve(end, len(shapes), sum(len(s) for s in shapes), srcs[0].device)
         self._zero_gaps(offsets, srcs, wire_dtypes)
-        ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=self._buf)
+        if self._buf.numel() == wire.FRAME_BYTES:
+            _copy_small(self._buf, srcs, offsets, wire_dtypes)
+        else:
+            ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=self._buf)
         self._shapes += shapes
         self._wire += wire_dtypes
         self._orig += [t.dtype for t in srcs]
@@ -161,7 +185,7 @@ class Package:
         self._table = None
         for t in srcs:
             self.slices += [t.numel(), t.dim(), *t.shape]
-        self.header[HEADER_SLICE_SIZE_IDX] = len(self.slices)
+        self.set_header_field(HEADER_SLICE_SIZE_IDX, len(self.slices))
         if self.dtype is None:
             self.dtype = wire_dtypes[0]
 
@@ -180,7 +204,7 @@ class Package:
         if need <= have:
             return
         if self._buf is None and need <= wire.FRAME_BYTES:
-            self._buf = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8, device=device)
+            self._buf = zero_frame(device)
             return
         buf = empty_bytes(max(need, have + have // 2) + wire.table_bytes(8, 32), device)
         if self._buf is not None and self._end:
@@ -268,14 +292,14 @@ class Package:
         """
         head = self.wire_header(sender, receiver)
         body = self.body()
-        raw = _as_bytes(wire.encode_header(head))
+        raw = wire.encode_header(head)
         if head.inline:
             if self._buf is None:
-                self._buf = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8)
-            self._buf[:HEAD_ROOM].copy_(raw)
-            return [self._buf[: wire.FRAME_BYTES]]
-        frame = torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8, device=body.device)
-        frame[:HEAD_ROOM].copy_(raw)
+                self._buf = zero_frame(torch.device("cpu"))
+            _write(self._buf, raw)
+            return [self._buf]
+        frame = zero_frame(body.device)
+        _write(frame, raw)
         return [frame, body]
 
     @staticmethod
@@ -324,6 +348,29 @@ def to_message_code(code: int, sender: int) -> MessageCode:
         raise WireFormatError(
             f"unknown message code {code} from rank {sender}; known codes: {known}"
         ) from None
+
+
+def zero_frame(device: torch.device) -> Tensor:
+    """A zeroed frame-sized buffer (through numpy on the CPU: calloc is cheaper than torch.zeros)."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.zeros(wire.FRAME_BYTES, dtype=np.uint8))
+    return torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8, device=device)
+
+
+def _copy_small(buf: Tensor, srcs: list[Tensor], offsets: list[int], dtypes: list[torch.dtype]) -> None:
+    """Pack a package that fits in one frame: a few bytes, where a copy per tensor beats the kernel call."""
+    for t, off, dt in zip(srcs, offsets, dtypes, strict=True):
+        size = wire.ITEMSIZE[dt]
+        shape = tuple(t.shape)
+        buf.view(dt).as_strided(shape, wire.contiguous_strides(shape), (HEAD_ROOM + off) // size).copy_(t)
+
+
+def _write(frame: Tensor, raw: bytes) -> None:
+    """Write header bytes at the start of a frame (through numpy on the CPU: no tensor ops)."""
+    if frame.device.type == "cpu":
+        frame.numpy()[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    else:
+        frame[: len(raw)].copy_(_as_bytes(raw))
 
 
 def _as_bytes(raw: bytes) -> Tensor:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from fastfl.core.communicator import transport, wire
@@ -91,18 +91,19 @@ class PackageProcessor:
         """Send a package to rank `dst` (fills the header's receiver and dtype fields, as FedLab does)."""
         if not isinstance(package, Package):
             raise KernelTypeError(f"package must be a Package, got {type(package).__name__}")
-        transport.check_usable()
-        _check_rank(dst, "dst")
+        group = transport.check_usable()
+        _check_rank(dst, "dst", group)
         with transport.send_lock(dst):
             if self.wire == "fedlab":
                 transport.send(fedlab_parts(package, dst), dst, self.timeout, "sending a FedLab package")
                 return
-            package.header[HEADER_RECEIVER_RANK_IDX] = dst
+            package.set_header_field(HEADER_RECEIVER_RANK_IDX, dst)
             if package.dtype is not None:
-                package.header[HEADER_DATA_TYPE_IDX] = int(code_of(package.dtype))
-            device = _device()
+                package.set_header_field(HEADER_DATA_TYPE_IDX, int(code_of(package.dtype)))
             with package.send_lock:
-                parts = [t.to(device) for t in package.wire_parts(dist.get_rank(), dst)]
+                parts = package.wire_parts(group.rank, dst)
+                if group.device.type != "cpu":
+                    parts = [t.to(group.device) for t in parts]
                 transport.send(parts, dst, self.timeout, "sending a package")
 
     @_DefaultOrBound
@@ -117,46 +118,45 @@ class PackageProcessor:
 
     def recv_counted(self, src: int | None = None) -> tuple[Received, int]:
         """Like `recv_package`, and also return the tensor bytes as they travelled on the wire."""
-        transport.check_usable()
+        group = transport.check_usable()
         if src is not None:
-            _check_rank(src, "src")
+            _check_rank(src, "src", group)
         with transport.recv_lock:
             if self.wire == "fedlab":
                 got = recv_fedlab(src, self.timeout, self.max_message_bytes)
                 content = got[2] or []
                 return got, sum(t.numel() * t.element_size() for t in content)
-            return self._recv_fastfl(src)
+            return self._recv_fastfl(src, group)
 
-    def _recv_fastfl(self, src: int | None) -> tuple[Received, int]:
-        device = _device()
-        frame = empty_bytes(wire.FRAME_BYTES, device)
+    def _recv_fastfl(self, src: int | None, group: transport.Group) -> tuple[Received, int]:
+        cpu = group.device.type == "cpu"
+        frame = (
+            torch.from_numpy(np.empty(wire.FRAME_BYTES, np.uint8))
+            if cpu
+            else empty_bytes(wire.FRAME_BYTES, group.device)
+        )
         source = transport.recv(frame, src, self.timeout, "receiving a package header")
-        raw = frame[: wire.HEADER_BYTES].cpu().numpy().tobytes()
+        raw = (frame.numpy() if cpu else frame[: wire.HEADER_BYTES].cpu().numpy())[
+            : wire.HEADER_BYTES
+        ].tobytes()
         head = wire.decode_header(raw, max_message_bytes=self.max_message_bytes)
-        if head.sender != source or head.receiver != dist.get_rank():
+        if head.sender != source or head.receiver != group.rank:
             raise WireFormatError(
                 f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
-                f"to rank {dist.get_rank()}"
+                f"to rank {group.rank}"
             )
         if head.inline:
-            body = frame[wire.HEADER_BYTES : wire.HEADER_BYTES + head.body_bytes]
+            body, base = frame, wire.HEADER_BYTES
         else:
-            body = self._buffers.take(head.body_bytes, device)
+            body, base = self._buffers.take(head.body_bytes, group.device), 0
             transport.recv(body, source, self.timeout, "receiving a package body")
-        tensors, nbytes = wire.unpack_counted(body, head, restore_dtypes=self.restore_dtypes)
+        tensors, nbytes = wire.unpack_counted(body, head, restore_dtypes=self.restore_dtypes, base=base)
         return (source, to_message_code(head.message_code, source), tensors or None), nbytes
 
 
-def _device() -> torch.device:
-    """Where packages travel: the current CUDA device for nccl, the CPU otherwise."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _check_rank(rank: object, name: str) -> None:
-    world = dist.get_world_size()
+def _check_rank(rank: object, name: str, group: transport.Group) -> None:
+    world = group.world_size
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world:
         raise KernelArgumentError(f"{name} must be a rank in 0..{world - 1}, got {rank!r}")
-    if rank == dist.get_rank():
+    if rank == group.rank:
         raise KernelArgumentError(f"{name}={rank} is this process's own rank; packages go to other ranks")

@@ -16,7 +16,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import NamedTuple
 
+import torch
 import torch.distributed as dist
 from torch import Tensor
 
@@ -28,6 +30,7 @@ recv_lock = threading.RLock()
 _locks_guard = threading.Lock()
 _send_locks: dict[int, threading.RLock] = {}
 _broken: dict[int, str] = {}
+_groups: dict[int, Group] = {}
 
 
 def send_lock(dst: int) -> threading.RLock:
@@ -43,24 +46,41 @@ def _group_key() -> int:
     return id(dist.group.WORLD)
 
 
-def check_usable() -> None:
-    """Raise CommunicationError unless the default process group is up and not broken."""
+class Group(NamedTuple):
+    """This process's rank, the world size, and the device packages travel on."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+
+def check_usable() -> Group:
+    """Return the default group's facts; raise CommunicationError unless it is up and not broken."""
     if not (dist.is_available() and dist.is_initialized()):
         raise CommunicationError(
             "torch.distributed is not initialized; call DistNetwork.init_network_connection() first"
         )
-    reason = _broken.get(_group_key())
+    key = _group_key()
+    if key in _groups and key not in _broken:
+        return _groups[key]
+    reason = _broken.get(key)
     if reason is not None:
         raise CommunicationError(
             f"the network is unusable after an earlier failure ({reason}); "
             "call close_network_connection() and init_network_connection() again"
         )
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    _groups.clear()
+    _groups[key] = Group(dist.get_rank(), dist.get_world_size(), device)
+    return _groups[key]
 
 
 def forget_group() -> None:
     """Drop the broken mark of the current group (call before destroying it)."""
     if dist.is_available() and dist.is_initialized():
         _broken.pop(_group_key(), None)
+        _groups.pop(_group_key(), None)
 
 
 def send(tensors: Sequence[Tensor], dst: int, timeout: float, what: str) -> None:

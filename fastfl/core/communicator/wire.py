@@ -174,25 +174,37 @@ def unpack(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> list[T
     return unpack_counted(body, head, restore_dtypes=restore_dtypes)[0]
 
 
-def unpack_counted(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> tuple[list[Tensor], int]:
-    """Like `unpack`, and also return the tensor bytes as they travelled (numel times wire item size)."""
-    if body.dtype != torch.uint8 or body.dim() != 1 or body.numel() != head.body_bytes:
+def unpack_counted(
+    body: Tensor, head: Header, *, restore_dtypes: bool = True, base: int = 0
+) -> tuple[list[Tensor], int]:
+    """Like `unpack`, and also return the tensor bytes as they travelled (numel times wire item size).
+
+    With `base`, the body is bytes [base, base + head.body_bytes) of `body` (a whole frame, say):
+    views are then cut straight from the frame, saving the slicing on the small-message path.
+    """
+    if body.dtype != torch.uint8 or body.dim() != 1:
         raise WireFormatError(
-            f"body must be {head.body_bytes} uint8 bytes, got {body.dtype} {tuple(body.shape)}"
+            f"body must be a 1-D uint8 tensor, got {body.dtype} of shape {tuple(body.shape)}"
+        )
+    if base % 8 or body.numel() < base + head.body_bytes or (not base and body.numel() != head.body_bytes):
+        raise WireFormatError(
+            f"body must be {head.body_bytes} bytes from byte {base}, got {body.numel()} bytes"
         )
     if not head.count:
         return [], 0
-    table = body[align(head.payload_bytes, 8) :]
-    raw = table.cpu().numpy().tobytes() if body.is_cuda else table.numpy().tobytes()
+    start, stop = base + align(head.payload_bytes, 8), base + head.body_bytes
+    raw = (body.cpu() if body.is_cuda else body).numpy()[start:stop].tobytes()
     entries = _parse_table(raw, head)
     out = []
     typed: dict[int, Tensor] = {}
     for code, want, shape, off in entries:
-        base = typed.get(code)
-        if base is None:
-            size = _ITEMSIZE[code]
-            base = typed[code] = body[: body.numel() // size * size].view(_BY_CODE[code])
-        t = base.as_strided(shape, _contiguous_strides(shape), base.storage_offset() + off // _ITEMSIZE[code])
+        size = _ITEMSIZE[code]
+        view = typed.get(code)
+        if view is None:
+            view = typed[code] = (
+                body if body.numel() % size == 0 else body[: body.numel() // size * size]
+            ).view(_BY_CODE[code])
+        t = view.as_strided(shape, contiguous_strides(shape), view.storage_offset() + (base + off) // size)
         if restore_dtypes and want != code:
             t = ops.cast(t, _BY_CODE[want])
         out.append(t)
@@ -238,7 +250,8 @@ def _parse_table(raw: bytes, head: Header) -> list[tuple[int, int, tuple[int, ..
     return entries
 
 
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Strides (in elements) of a contiguous tensor of this shape."""
     if len(shape) < 2:
         return (1,) * len(shape)
     strides = [1] * len(shape)
