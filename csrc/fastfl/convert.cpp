@@ -1,5 +1,5 @@
-// Conversion loops: memmove for equal dtypes, F16C for float32 <-> float16, plain loops the
-// compiler vectorizes for everything else, and float32 as the stepping stone for 16-bit floats.
+// Conversion loops: memmove for equal dtypes, simd.cpp's loops for float32 <-> float16/bfloat16/
+// float64, plain vectorizable loops for the rest, float32 as the stepping stone for 16-bit floats.
 #include "fastfl/convert.hpp"
 
 #include <algorithm>
@@ -14,28 +14,25 @@ namespace fastfl {
 
 namespace {
 
-// float32 -> bfloat16 on raw bits, written so that GCC vectorizes it (no struct wrappers).
-void bf16_from_float_loop(const float* src, std::uint16_t* dst, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_bits_from_float(src[i]);
-}
-
-void float_from_bf16_loop(const std::uint16_t* src, float* dst, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = float_from_bf16_bits(src[i]);
-}
-
 template <class D, class S>
 void convert_typed(const S* src, D* dst, std::size_t n) {
     using U16 = std::uint16_t;
+    // The pairs that are compute-bound in the baseline ISA go to simd.cpp's runtime-chosen loops.
     if constexpr (std::is_same_v<S, float> && std::is_same_v<D, Half>) {
-        if (simd_enabled()) return half_from_float_simd(src, reinterpret_cast<U16*>(dst), n);
+        half_from_float(src, reinterpret_cast<U16*>(dst), n);
     } else if constexpr (std::is_same_v<S, Half> && std::is_same_v<D, float>) {
-        if (simd_enabled()) return float_from_half_simd(reinterpret_cast<const U16*>(src), dst, n);
+        float_from_half(reinterpret_cast<const U16*>(src), dst, n);
     } else if constexpr (std::is_same_v<S, float> && std::is_same_v<D, BFloat16>) {
-        return bf16_from_float_loop(src, reinterpret_cast<U16*>(dst), n);
+        bf16_from_float(src, reinterpret_cast<U16*>(dst), n);
     } else if constexpr (std::is_same_v<S, BFloat16> && std::is_same_v<D, float>) {
-        return float_from_bf16_loop(reinterpret_cast<const U16*>(src), dst, n);
+        float_from_bf16(reinterpret_cast<const U16*>(src), dst, n);
+    } else if constexpr (std::is_same_v<S, float> && std::is_same_v<D, double>) {
+        double_from_float(src, dst, n);
+    } else if constexpr (std::is_same_v<S, double> && std::is_same_v<D, float>) {
+        float_from_double(src, dst, n);
+    } else {
+        for (std::size_t i = 0; i < n; ++i) dst[i] = cast<D>(src[i]);
     }
-    for (std::size_t i = 0; i < n; ++i) dst[i] = cast<D>(src[i]);
 }
 
 bool is_half(DType d) { return d == DType::Float16 || d == DType::BFloat16; }

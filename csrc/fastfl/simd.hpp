@@ -1,5 +1,5 @@
-// Runtime-selected fast paths for float32 <-> float16 (F16C + AVX2 on x86-64), with a switch
-// that turns them off so tests can check the portable code against torch too.
+// Runtime-selected fast paths (F16C + AVX2 on x86-64) for the loops that are compute-bound with
+// the baseline ISA, and a switch that turns them off so tests can check the portable code too.
 #pragma once
 
 #include <cstddef>
@@ -14,14 +14,27 @@ bool simd_available();
 bool simd_enabled();
 
 /// Switch the fast paths on or off for the whole process (a test hook); returns the previous
-/// setting. Thread-safe, but calls running concurrently may use either path.
+/// setting. Thread-safe; calls running concurrently may use either path (same results).
 bool use_simd(bool enabled);
 
-/// float32 -> float16 bits for n elements, round-to-nearest-even. Requires simd_enabled().
-/// src and dst must not overlap.
-void half_from_float_simd(const float* src, std::uint16_t* dst, std::size_t n);
+// The loops below pick the AVX2 build when simd_enabled(), else the portable one. For all of
+// them, n or len elements, src and dst must not overlap, and results are identical either way.
 
-/// float16 bits -> float32 for n elements (exact). Requires simd_enabled(); no overlap.
-void float_from_half_simd(const std::uint16_t* src, float* dst, std::size_t n);
+/// float32 -> float16 bits, round-to-nearest-even (F16C, else scalar code).
+void half_from_float(const float* src, std::uint16_t* dst, std::size_t n);
+/// float16 bits -> float32, exact.
+void float_from_half(const std::uint16_t* src, float* dst, std::size_t n);
+/// float32 -> bfloat16 bits, round-to-nearest-even, NaN -> 0xffff.
+void bf16_from_float(const float* src, std::uint16_t* dst, std::size_t n);
+/// bfloat16 bits -> float32, exact.
+void float_from_bf16(const std::uint16_t* src, float* dst, std::size_t n);
+/// float32 <-> float64.
+void double_from_float(const float* src, double* dst, std::size_t n);
+void float_from_double(const double* src, float* dst, std::size_t n);
+/// acc[j] += w[0]*x[0][j] + ... + w[m-1]*x[m-1][j] (m in 1..4), left to right in acc's type;
+/// acc must not overlap any x.
+void add_group(float* acc, const float* const* x, const float* w, std::size_t m, std::size_t len);
+void add_group(double* acc, const double* const* x, const double* w, std::size_t m, std::size_t len);
+void add_group(double* acc, const float* const* x, const double* w, std::size_t m, std::size_t len);
 
 }  // namespace fastfl
