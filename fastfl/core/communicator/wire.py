@@ -193,22 +193,29 @@ def unpack_counted(
     if not head.count:
         return [], 0
     start, stop = base + align(head.payload_bytes, 8), base + head.body_bytes
-    raw = (body.cpu() if body.is_cuda else body).numpy()[start:stop].tobytes()
-    entries = _parse_table(raw, head)
+    entries = _parse_table(_host_bytes(body, start, stop), head)
     out = []
-    typed: dict[int, Tensor] = {}
+    typed: dict[int, tuple[Tensor, int]] = {}
+    numel = body.numel()
     for code, want, shape, off in entries:
         size = _ITEMSIZE[code]
-        view = typed.get(code)
-        if view is None:
-            view = typed[code] = (
-                body if body.numel() % size == 0 else body[: body.numel() // size * size]
-            ).view(_BY_CODE[code])
-        t = view.as_strided(shape, contiguous_strides(shape), view.storage_offset() + (base + off) // size)
+        found = typed.get(code)
+        if found is None:
+            whole = body if numel % size == 0 else body[: numel // size * size]
+            view = whole.view(_BY_CODE[code])
+            found = typed[code] = (view, view.storage_offset())
+        t = found[0].as_strided(shape, contiguous_strides(shape), found[1] + (base + off) // size)
         if restore_dtypes and want != code:
             t = ops.cast(t, _BY_CODE[want])
         out.append(t)
     return out, sum(math.prod(e[2]) * _ITEMSIZE[e[0]] for e in entries)
+
+
+def _host_bytes(buf: Tensor, start: int, stop: int) -> bytes:
+    """Bytes [start, stop) of a uint8 tensor, copied to the host."""
+    if buf.device.type == "cpu":
+        return buf.numpy()[start:stop].tobytes()
+    return buf[start:stop].cpu().numpy().tobytes()
 
 
 def _parse_table(raw: bytes, head: Header) -> list[tuple[int, int, tuple[int, ...], int]]:
