@@ -121,6 +121,8 @@ class PackageProcessor:
         group = transport.check_usable()
         if src is not None:
             _check_rank(src, "src", group)
+        elif group.device.type == "cuda":
+            raise KernelArgumentError("nccl cannot receive from any rank; pass src=<rank>")
         with transport.recv_lock:
             if self.wire == "fedlab":
                 got = recv_fedlab(src, self.timeout, self.max_message_bytes)
