@@ -76,7 +76,7 @@ def launch(
     end = float("inf") if timeout is None else time.monotonic() + timeout
     status = 0
     try:
-        while any(p.poll() is None for p in procs):
+        while [p.poll() for p in procs].count(None):  # poll every process, not just the first
             failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)]
             if failed and status == 0:
                 status = failed[0][1] if failed[0][1] > 0 else 1

@@ -26,22 +26,25 @@ class RoundReporter:
     Args:
         total_rounds: the number of rounds expected (for the bar and the line's width).
         out: path prefix of the result files (None: keep the metrics in memory only).
-        stream: where to print (default stdout; None prints nothing).
+        stream: where to print (default: sys.stdout at construction).
         bar: draw the progress bar (default: when `stream` is a terminal).
         title: the plot's title.
+        quiet: print nothing.
     """
 
     def __init__(
         self,
         total_rounds: int,
         out: str | Path | None = None,
-        stream: TextIO | None = sys.stdout,
+        stream: TextIO | None = None,
         bar: bool | None = None,
         title: str = "",
+        quiet: bool = False,
     ):
         self.total_rounds = int(total_rounds)
         self.out = Path(out) if out is not None else None
-        self.stream = stream
+        self.stream = None if quiet else (stream if stream is not None else sys.stdout)
+        stream = self.stream
         self.bar = bool(bar) if bar is not None else bool(stream is not None and stream.isatty())
         self.title = title
         self.rows: list[dict[str, Any]] = []

@@ -143,9 +143,12 @@ class SynchronousServerManager(ServerManager):
             if sender not in pending:
                 self._late_update(sender)
                 continue
-            del pending[sender]
+            before = self._handler.received
             if self._handler._update_global_model(payload):
                 return
+            pending[sender] -= self._handler.received - before  # a scheduler forwards several uploads
+            if pending[sender] <= 0:
+                del pending[sender]
         self._handler.finish_round()  # every activated rank answered or was lost
 
     def _missing(self, pending: dict[int, int]) -> None:
