@@ -1,18 +1,22 @@
-"""A one-slot pool of receive buffers: reuse the last body buffer once nothing references it.
+"""Byte buffers for packages: allocation with huge pages, and reuse of buffers nobody references.
 
-Received tensors are views into their body buffer, so a buffer can only be reused when the caller
-has dropped every view of the previous package. Reusing it then avoids the page faults of a fresh
-allocation, which cost as much as the transfer itself for large packages on loopback. Whether
-anything still references a buffer is read from the storage's reference count; where torch does
-not expose it, every receive allocates.
+Received tensors are views into their body buffer, and a package's tensors are views into its
+buffer, so a buffer can only be reused once every such view is gone. Reusing it then avoids the
+page faults of a fresh allocation, which cost as much as the copy or the transfer itself for
+large packages. Whether anything still references a buffer is read from its storage's use count;
+where torch does not expose it, nothing is reused.
 """
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import torch
 from torch import Tensor
 
-from fastfl.core.communicator.package import empty_bytes
+HUGE_ALLOC = 1 << 21
+MIN_REUSE = 1 << 16
 
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
 
@@ -24,8 +28,20 @@ def _count(t: Tensor) -> int:
 _BASELINE = _count(torch.empty(1)) if _use_count is not None else None
 
 
+def unreferenced(t: Tensor) -> bool:
+    """True when `t` is the only tensor using its storage (so its bytes may be overwritten)."""
+    return _BASELINE is not None and _count(t) == _BASELINE
+
+
+def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
+    """Allocate an uninitialised uint8 buffer; large CPU ones through numpy, which gets huge pages."""
+    if (device is None or device.type == "cpu") and nbytes >= HUGE_ALLOC:
+        return torch.from_numpy(np.empty(nbytes, dtype=np.uint8))
+    return torch.empty(nbytes, dtype=torch.uint8, device=device)
+
+
 class BodyBuffers:
-    """Hand out uint8 body buffers, reusing the previous one when it is free and large enough.
+    """Hand out receive buffers, reusing the previous one when it is free and large enough.
 
     Args:
         reuse: False allocates every time.
@@ -38,14 +54,55 @@ class BodyBuffers:
     def take(self, nbytes: int, device: torch.device) -> Tensor:
         """Return a buffer of exactly `nbytes` bytes (a view of the spare one when possible)."""
         spare = self._spare
-        if (
-            spare is not None
-            and spare.device == device
-            and nbytes <= spare.numel()
-            and _count(spare) == _BASELINE
-        ):
+        if spare is not None and spare.device == device and nbytes <= spare.numel() and unreferenced(spare):
             return spare[:nbytes]
         buf = empty_bytes(nbytes, device)
-        if self.reuse and nbytes >= 1 << 16:
+        if self.reuse and nbytes >= MIN_REUSE:
             self._spare = buf
         return buf
+
+
+class BufferPool:
+    """Buffers of packages that were garbage-collected, for new packages of a similar size.
+
+    A buffer is handed out again only when nothing references it any more and it is at most
+    twice the size asked for. The pool holds at most `max_buffers` buffers and `max_bytes` bytes,
+    dropping the oldest first; `clear()` empties it.
+    """
+
+    def __init__(self, max_buffers: int = 4, max_bytes: int = 1 << 29) -> None:
+        self.max_buffers = max_buffers
+        self.max_bytes = max_bytes
+        self._buffers: list[Tensor] = []
+        self._lock = threading.Lock()
+
+    def give(self, buf: Tensor) -> None:
+        """Offer a CPU buffer that its package no longer needs."""
+        if _BASELINE is None or buf.device.type != "cpu" or not MIN_REUSE <= buf.numel() <= self.max_bytes:
+            return
+        with self._lock:
+            self._buffers.append(buf)
+            while len(self._buffers) > self.max_buffers or self.nbytes > self.max_bytes:
+                self._buffers.pop(0)
+
+    def take(self, nbytes: int) -> Tensor | None:
+        """Return a free CPU buffer of nbytes..2*nbytes bytes, or None."""
+        with self._lock:
+            for i in range(len(self._buffers) - 1, -1, -1):
+                buf = self._buffers[i]
+                if nbytes <= buf.numel() <= 2 * nbytes and unreferenced(buf):
+                    return self._buffers.pop(i)
+        return None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the pool."""
+        return sum(b.numel() for b in self._buffers)
+
+    def clear(self) -> None:
+        """Drop every pooled buffer."""
+        with self._lock:
+            self._buffers.clear()
+
+
+PACKAGE_BUFFERS = BufferPool()

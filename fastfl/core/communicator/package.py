@@ -20,6 +20,7 @@ from torch import Tensor
 
 from fastfl import ops
 from fastfl.core.communicator import wire
+from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, empty_bytes
 from fastfl.dtypes import FLOAT_DTYPES, HALF_DTYPES, code_of
 from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
 from fastfl.utils.message_code import MessageCode
@@ -33,7 +34,6 @@ DEFAULT_RECEIVER_RANK = -1
 DEFAULT_SLICE_SIZE = 0
 DEFAULT_MESSAGE_CODE_VALUE = 0
 HEADER_SIZE = 5
-_HUGE_ALLOC = 1 << 21
 HEAD_ROOM = wire.HEADER_BYTES
 
 
@@ -48,13 +48,6 @@ def message_code_value(message_code: MessageCode | int | None) -> int:
     raise KernelTypeError(
         f"message_code can only be MessageCode or integer, not {type(message_code).__name__}"
     )
-
-
-def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
-    """Allocate an uninitialised uint8 buffer; large CPU ones through numpy, which gets huge pages."""
-    if (device is None or device.type == "cpu") and nbytes >= _HUGE_ALLOC:
-        return torch.from_numpy(np.empty(nbytes, dtype=np.uint8))
-    return torch.empty(nbytes, dtype=torch.uint8, device=device)
 
 
 class Package:
@@ -107,6 +100,11 @@ class Package:
         self._end = 0
         self._dims = 0
         self._table: bytes | None = None
+
+    def __del__(self) -> None:
+        buf = getattr(self, "_buf", None)
+        if buf is not None and buf.numel() > wire.FRAME_BYTES:
+            PACKAGE_BUFFERS.give(buf)
 
     @property
     def header(self) -> Tensor:
@@ -206,7 +204,10 @@ class Package:
         if self._buf is None and need <= wire.FRAME_BYTES:
             self._buf = zero_frame(device)
             return
-        buf = empty_bytes(max(need, have + have // 2) + wire.table_bytes(8, 32), device)
+        size = max(need, have + have // 2) + wire.table_bytes(8, 32)
+        buf = PACKAGE_BUFFERS.take(size) if device.type == "cpu" else None
+        if buf is None:
+            buf = empty_bytes(size, device)
         if self._buf is not None and self._end:
             buf[HEAD_ROOM : HEAD_ROOM + self._end].copy_(self._buf[HEAD_ROOM : HEAD_ROOM + self._end])
         self._buf = buf

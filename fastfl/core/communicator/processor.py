@@ -16,13 +16,12 @@ import torch
 from torch import Tensor
 
 from fastfl.core.communicator import transport, wire
-from fastfl.core.communicator.buffers import BodyBuffers
+from fastfl.core.communicator.buffers import BodyBuffers, empty_bytes
 from fastfl.core.communicator.fedlab_wire import fedlab_parts, recv_fedlab
 from fastfl.core.communicator.package import (
     HEADER_DATA_TYPE_IDX,
     HEADER_RECEIVER_RANK_IDX,
     Package,
-    empty_bytes,
     to_message_code,
 )
 from fastfl.dtypes import code_of

@@ -42,3 +42,37 @@ def test_too_small_spare_is_not_reused_and_reuse_can_be_off():
     off = BodyBuffers(reuse=False)
     assert off.take(BIG, CPU).numel() == BIG
     assert off._spare is None
+
+
+def test_pool_reuses_a_dead_package_buffer_only_when_unreferenced():
+    from fastfl.core.communicator import Package
+    from fastfl.core.communicator.buffers import PACKAGE_BUFFERS
+
+    PACKAGE_BUFFERS.clear()
+    first = Package(0, torch.full((1 << 20,), 1.0))  # 4 MB: a huge-page numpy buffer
+    kept = first.tensors[0]
+    ptr = first._buf.data_ptr()
+    del first
+    second = Package(0, torch.full((1 << 20,), 2.0))
+    assert second._buf.data_ptr() != ptr  # `kept` still views the first buffer
+    assert bool((kept == 1.0).all())
+    del kept
+    third = Package(0, torch.full((1 << 20,), 3.0))
+    assert third._buf.data_ptr() == ptr
+    assert bool((third.tensors[0] == 3.0).all())
+    PACKAGE_BUFFERS.clear()
+
+
+def test_pool_is_bounded():
+    from fastfl.core.communicator.buffers import BufferPool
+
+    pool = BufferPool(max_buffers=2, max_bytes=3 * BIG)
+    for _ in range(3):
+        pool.give(torch.empty(BIG, dtype=torch.uint8))
+    assert len(pool._buffers) == 2 and pool.nbytes == 2 * BIG
+    pool.give(torch.empty(2 * BIG, dtype=torch.uint8))
+    assert pool.nbytes <= 3 * BIG
+    assert pool.take(4 * BIG) is None  # nothing large enough
+    assert pool.take(BIG // 4) is None  # would waste more than half
+    pool.clear()
+    assert pool.nbytes == 0
