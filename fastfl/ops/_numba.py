@@ -2,10 +2,13 @@
 
 Same five functions and semantics as `fastfl.ops._torch` (the reference), which `fastfl.ops`
 calls after validating every argument: tensors are contiguous CPU tensors of supported dtypes
-with matching sizes. Tensors reach the kernels as (address, dtype code) pairs, so one compiled
-kernel serves every dtype combination and a whole list of tensors costs one call. Work above
-`_numba_jit.PARALLEL_MIN` elements is split over `torch.get_num_threads()` threads; the GIL is
-released while a kernel runs. Importing this module raises ImportError when numba is missing.
+with matching sizes. Float tensors reach the kernels as (address, dtype code) pairs, so one
+compiled kernel serves every float dtype combination and a whole list of tensors costs one call.
+Pairs with an integer or bool side (rare: buffers such as BatchNorm's step counter) go through
+numpy, whose C casts equal torch's, with torch's detours added (float32 on the way to or from the
+half types, int64 on the way from floats to uint8). Work above `_numba_jit.PARALLEL_MIN` elements
+is split over `torch.get_num_threads()` threads. Importing this module raises ImportError when
+numba is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fastfl.dtypes import CODES
+from fastfl.dtypes import CODES, FLOAT_DTYPES, HALF_DTYPES
 from fastfl.ops import _numba_convert as cv
 from fastfl.ops import _numba_jit as jit
 from fastfl.ops import _numba_kernels as k
@@ -28,32 +31,72 @@ _SIMD_BYTES = 64 if torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 def _table(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> tuple[np.ndarray, ...]:
     """Addresses, dtype codes and element-count prefix sums of (src, dst) pairs."""
-    count = len(srcs)
-    table = np.empty((5, count), dtype=np.int64)
-    starts = np.zeros(count + 1, dtype=np.int64)
-    for i, (src, dst) in enumerate(zip(srcs, dsts, strict=True)):
-        table[0, i] = src.data_ptr()
-        table[1, i] = CODES[src.dtype]
-        table[2, i] = dst.data_ptr()
-        table[3, i] = CODES[dst.dtype]
-        starts[i + 1] = starts[i] + dst.numel()
-    return table[0], table[1], table[2], table[3], starts
+    starts = np.zeros(len(dsts) + 1, dtype=np.int64)
+    np.cumsum([t.numel() for t in dsts], out=starts[1:])
+    return (
+        np.array([t.data_ptr() for t in srcs], dtype=np.int64),
+        np.array([CODES[t.dtype] for t in srcs], dtype=np.int64),
+        np.array([t.data_ptr() for t in dsts], dtype=np.int64),
+        np.array([CODES[t.dtype] for t in dsts], dtype=np.int64),
+        starts,
+    )
+
+
+def _numpy_cast(src: np.ndarray, dst: np.ndarray) -> None:
+    """Cast where one side is an integer or bool: numpy's C casts, with torch's rules for bool/uint8."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if dst.dtype == np.bool_:
+            np.not_equal(src, 0, out=dst)
+        elif src.dtype.kind == "f" and dst.dtype == np.uint8:
+            np.copyto(dst, src.astype(np.int64), casting="unsafe")
+        else:
+            np.copyto(dst, src, casting="unsafe")
+
+
+def _convert_other(src: Tensor, dst: Tensor) -> None:
+    """Convert a pair with an integer or bool side; half types go through float32 as in torch."""
+    if src.dtype in HALF_DTYPES:
+        wide = torch.empty(src.numel(), dtype=torch.float32)
+        convert([src], [wide])
+        src = wide
+    if dst.dtype in HALF_DTYPES:
+        wide = torch.empty(dst.numel(), dtype=torch.float32)
+        _numpy_cast(src.reshape(-1).numpy(), wide.numpy())
+        convert([wide], [dst])
+    else:
+        _numpy_cast(src.reshape(-1).numpy(), dst.view(-1).numpy())
 
 
 def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
     """Copy each src into the dst of the same position, casting to the dst's dtype."""
-    if not srcs:
-        return
-    sa, sc, da, dc, starts = _table(srcs, dsts)
-    jit.run(cv.CONVERT, int(starts[-1]), sa, sc, da, dc, starts, _SIMD_BYTES)
+    fast_srcs, fast_dsts = [], []
+    for src, dst in zip(srcs, dsts, strict=True):
+        if src.dtype == dst.dtype or (src.dtype in FLOAT_DTYPES and dst.dtype in FLOAT_DTYPES):
+            fast_srcs.append(src)
+            fast_dsts.append(dst)
+        elif dst.numel():
+            _convert_other(src, dst)
+    if fast_srcs:
+        sa, sc, da, dc, starts = _table(fast_srcs, fast_dsts)
+        total = int(starts[-1])
+        jit.run(cv.convert, total, total, sa, sc, da, dc, starts, _SIMD_BYTES)
 
 
 def combine(srcs: Sequence[Tensor], dsts: Sequence[Tensor], alpha: float) -> None:
     """Compute dst += alpha * src for each pair (alpha is 1 for "add", -1 for "sub")."""
-    if not srcs:
-        return
-    sa, sc, da, dc, starts = _table(srcs, dsts)
-    jit.run(cv.COMBINE, 2 * int(starts[-1]), sa, sc, da, dc, starts, float(alpha))
+    floats = []
+    for src, dst in zip(srcs, dsts, strict=True):
+        if src.dtype not in FLOAT_DTYPES:  # like torch: src.to(float32, or float64 if dst is float64)
+            wide = torch.empty(
+                src.numel(), dtype=torch.float64 if dst.dtype == torch.float64 else torch.float32
+            )
+            _numpy_cast(src.reshape(-1).numpy(), wide.numpy())
+            src = wide
+        floats.append(src)
+    if floats:
+        sa, sc, da, dc, starts = _table(floats, dsts)
+        total = int(starts[-1])
+        jit.run(cv.combine, total, 2 * total, sa, sc, da, dc, starts, float(alpha))
 
 
 def weighted_sum(inputs: Sequence[Tensor], weights: Sequence[float], out: Tensor, acc_fp64: bool) -> None:
@@ -62,30 +105,19 @@ def weighted_sum(inputs: Sequence[Tensor], weights: Sequence[float], out: Tensor
     codes = np.array([CODES[x.dtype] for x in inputs], dtype=np.int64)
     ws = np.array(weights, dtype=np.float64)
     n = out.numel()
-    out_code = int(CODES[out.dtype])
-    jit.run(k.WEIGHTED_SUM, n * len(inputs), addrs, codes, ws, out.data_ptr(), out_code, n, bool(acc_fp64))
+    args = (addrs, codes, ws, out.data_ptr(), int(CODES[out.dtype]), bool(acc_fp64))
+    jit.run(k.weighted_sum, n, n * len(inputs), *args)
 
 
 def accumulate_(acc: Tensor, x: Tensor, weight: float) -> None:
     """Compute acc += weight * x in acc's precision."""
     n = acc.numel()
-    args = (acc.data_ptr(), int(CODES[acc.dtype]), x.data_ptr(), int(CODES[x.dtype]), float(weight), n)
-    jit.run(k.ACCUMULATE, 2 * n, *args)
+    args = (acc.data_ptr(), int(CODES[acc.dtype]), x.data_ptr(), int(CODES[x.dtype]), float(weight))
+    jit.run(k.accumulate, n, 2 * n, *args)
 
 
 def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
     """Compute s = (1 - alpha) * s + alpha * n in place (fp64 if s is fp64, else fp32)."""
     size = s.numel()
-    args = (s.data_ptr(), int(CODES[s.dtype]), n.data_ptr(), int(CODES[n.dtype]), float(alpha), size)
-    jit.run(k.MIX, 2 * size, *args)
-
-
-def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the serial kernels for float32 work."""
-    x = torch.zeros(4)
-    y = torch.zeros(4, dtype=torch.float16)
-    convert([x], [y])
-    combine([y], [x], 1.0)
-    weighted_sum([x, y], [0.5, 0.5], x, False)
-    accumulate_(x, y, 1.0)
-    mix_(x, y, 0.5)
+    args = (s.data_ptr(), int(CODES[s.dtype]), n.data_ptr(), int(CODES[n.dtype]), float(alpha))
+    jit.run(k.mix, size, 2 * size, *args)

@@ -1,16 +1,14 @@
-"""numba plumbing for the numba backend: compile options, threads, intrinsics and half-float bits.
+"""numba plumbing for the numba backend: compile options, threads, dtype codes and intrinsics.
 
-Importing this module raises ImportError (naming numba) when numba is not installed. It also
-picks numba's fork-safe threading layer unless the user chose one: GNU OpenMP, numba's default on
-Linux, kills any forked child that runs a parallel kernel, and FL simulations fork.
+Importing this module raises ImportError (naming numba) when numba is not installed.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import types as pytypes
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 try:
@@ -18,9 +16,8 @@ try:
     import numpy as np
     from llvmlite import ir
     from numba import types
-    from numba.core import config
+    from numba.core import cgutils
     from numba.extending import intrinsic
-    from numba.np.ufunc import parallel as _parallel
 except ImportError as err:  # pragma: no cover - exercised only without numba
     raise ImportError(
         f"the numba backend needs the numba package ({err}); install it with `pip install numba`"
@@ -28,59 +25,80 @@ except ImportError as err:  # pragma: no cover - exercised only without numba
 
 from fastfl.dtypes import DType
 
-if "NUMBA_THREADING_LAYER" not in os.environ and not _parallel._is_initialized:
-    config.THREADING_LAYER = "forksafe"
-
 PARALLEL_MIN = 1 << 18  # elements of work below which kernels stay single-threaded
-CHUNK = 1024  # elements per scratch buffer: a few KiB, so scratch stays in L1
+CHUNK = 4096  # elements per scratch buffer (16-32 KiB): big enough for the prefetchers, fits L1/L2
 I8, I16, I32, I64 = (int(DType.INT8), int(DType.INT16), int(DType.INT32), int(DType.INT64))
 F16, F32, F64, BF16 = (int(DType.FLOAT16), int(DType.FLOAT32), int(DType.FLOAT64), int(DType.BFLOAT16))
 U8, BOOL = int(DType.UINT8), int(DType.BOOL)
 ITEMSIZE = np.array([1, 2, 4, 8, 2, 4, 8, 2, 1, 1], dtype=np.int64)  # indexed by dtype code
-_parallel_lock = threading.Lock()  # numba's workqueue layer must not be entered by two threads at once
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
 
 
-def compile_pair(fn: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Compile `fn` twice, lazily: a serial variant (prange runs as range) and a parallel one.
+def compile_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile `fn` lazily, releasing the GIL, with its machine code cached on disk.
 
-    Both release the GIL and cache their machine code on disk; when no cache directory is
-    writable (numba also honours NUMBA_CACHE_DIR) they compile in memory instead.
+    When no cache directory is writable (numba also honours NUMBA_CACHE_DIR) it compiles in
+    memory instead. Kernels take the element range [lo, hi) they work on as last arguments.
     """
-    serial = _njit(fn, "serial", parallel=False)
-    par = _njit(fn, "parallel", parallel=True)
-    return serial, par
-
-
-def _njit(fn: Callable[..., Any], suffix: str, parallel: bool) -> Callable[..., Any]:
-    # A distinct qualname per variant keeps the two variants apart in numba's on-disk cache.
-    clone = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-    clone.__qualname__ = f"{fn.__qualname__}_{suffix}"
-    clone.__module__ = fn.__module__
     try:
-        return numba.njit(nogil=True, parallel=parallel, cache=True)(clone)
+        return numba.njit(nogil=True, cache=True)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, parallel=parallel, cache=False)(clone)
+        return numba.njit(nogil=True, cache=False)(fn)
 
 
 def threads() -> int:
-    """Threads for one parallel kernel: torch's intra-op count, capped by numba's pool."""
+    """Threads for one big kernel call: torch's intra-op thread count."""
     import torch
 
-    return max(1, min(torch.get_num_threads(), config.NUMBA_NUM_THREADS))
+    return max(1, torch.get_num_threads())
 
 
-def run(pair: tuple[Callable[..., Any], Callable[..., Any]], work: int, *args: Any) -> None:
-    """Call the parallel variant for big work when no other thread is in a parallel kernel."""
-    serial, par = pair
-    nthreads = threads() if work >= PARALLEL_MIN else 1
-    if nthreads > 1 and _parallel_lock.acquire(blocking=False):
-        try:
-            numba.set_num_threads(nthreads)
-            par(*args, nthreads)
-        finally:
-            _parallel_lock.release()
-    else:
-        serial(*args, 1)
+def run(kernel: Callable[..., Any], total: int, work: int, *args: Any) -> None:
+    """Call kernel(*args, lo, hi) over [0, total), split over threads when `work` is big.
+
+    The calling thread runs the first block itself and pool threads run the others; kernels
+    release the GIL, so blocks run in parallel. (Plain Python threads rather than numba's
+    parallel=True: half the compile time, safe to call from several threads at once, and safe
+    after fork, where numba's GNU OpenMP layer kills the child.)
+    """
+    nthreads = min(threads(), max(1, total // CHUNK)) if work >= PARALLEL_MIN else 1
+    if nthreads == 1:
+        kernel(*args, 0, total)
+        return
+    per = ((total + nthreads - 1) // nthreads + CHUNK - 1) // CHUNK * CHUNK
+    bounds = [(lo, min(total, lo + per)) for lo in range(0, total, per)]
+    pool = _get_pool(len(bounds) - 1)
+    futures = [pool.submit(kernel, *args, lo, hi) for lo, hi in bounds[1:]]
+    try:
+        kernel(*args, *bounds[0])
+    finally:
+        for future in futures:
+            future.result()
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            old, _pool, _pool_size = (
+                _pool,
+                ThreadPoolExecutor(workers, thread_name_prefix="fastfl-numba"),
+                workers,
+            )
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def _forget_pool() -> None:
+    """After fork the pool's threads are gone in the child: start a new pool when needed."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 @intrinsic
@@ -90,6 +108,20 @@ def vptr(typingctx, addr):
 
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return sig, codegen
+
+
+@intrinsic
+def memcpy(typingctx, dst, src, nbytes):
+    """Copy nbytes from address src to address dst (libc memcpy: non-temporal stores when large)."""
+    sig = types.void(types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = ir.IntType(8).as_pointer()
+        d, s = builder.inttoptr(args[0], ptr), builder.inttoptr(args[1], ptr)
+        cgutils.raw_memcpy(builder, d, s, args[2], 1)
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -132,61 +164,6 @@ def fma(typingctx, a, b, c):
 
 
 @numba.njit
-def block(n, nblocks, b):
-    """Elements [lo, hi) of block b when n elements are cut into nblocks CHUNK-aligned blocks."""
-    per = ((n + nblocks - 1) // nblocks + CHUNK - 1) // CHUNK * CHUNK
-    lo = min(n, b * per)
-    return lo, min(n, lo + per)
-
-
-@numba.njit
 def is_float(code):
     """Whether a dtype code is one of the four floating types."""
     return code in (F16, F32, F64, BF16)
-
-
-@numba.njit
-def half_to_f32(h):
-    """Decode float16 bits exactly; NaN payloads are kept with the quiet bit set."""
-    h = np.int64(h)
-    sign = (h & 0x8000) << 16
-    e = (h >> 10) & 0x1F
-    m = h & 0x3FF
-    if e == 0x1F:
-        bits = 0x7F800000 | (m << 13) | (0x400000 if m != 0 else 0)
-    elif e == 0:
-        bits = np.int64(f32_bits(np.float32(m) * np.float32(2.0**-24)))
-    else:
-        bits = ((e + 112) << 23) | (m << 13)
-    return bits_f32(np.uint32(sign | bits))
-
-
-@numba.njit
-def f32_to_half(x):
-    """Encode a float32 as float16 bits, rounding to nearest even; NaN keeps its top payload bits."""
-    b = np.int64(f32_bits(x))
-    a = b & 0x7FFFFFFF
-    if a > 0x7F800000:
-        h = 0x7E00 | ((a >> 13) & 0x3FF)
-    elif a >= 0x477FF000:  # 65520 and up round to infinity
-        h = 0x7C00
-    elif a >= 0x38800000:  # normal half: rebias the exponent, round the 13 dropped bits
-        h = (a + 0xFFF + ((a >> 13) & 1) - 0x38000000) >> 13
-    else:  # subnormal half: let the FPU round at 2**-24 by adding 0.5
-        h = np.int64(f32_bits(bits_f32(np.uint32(a)) + np.float32(0.5))) - 0x3F000000
-    return np.uint16(((b >> 16) & 0x8000) | h)
-
-
-@numba.njit
-def bf16_to_f32(h):
-    """Decode bfloat16 bits (the top half of a float32)."""
-    return bits_f32(np.uint32(np.int64(h) << 16))
-
-
-@numba.njit
-def f32_to_bf16(x, nan_bits):
-    """Encode a float32 as bfloat16 bits, rounding to nearest even; NaN becomes nan_bits."""
-    b = np.int64(f32_bits(x))
-    if (b & 0x7FFFFFFF) > 0x7F800000:
-        return np.uint16(nan_bits)
-    return np.uint16((b + 0x7FFF + ((b >> 16) & 1)) >> 16)

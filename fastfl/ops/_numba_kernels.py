@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
+from fastfl.ops._numba_half import bf16_to_f32, f32_to_bf16, f32_to_half, half_to_f32
 from fastfl.ops._numba_jit import (
     CHUNK,
     F16,
     F32,
     F64,
     ITEMSIZE,
-    bf16_to_f32,
-    block,
-    compile_pair,
-    f32_to_bf16,
-    f32_to_half,
+    compile_kernel,
     fma,
-    half_to_f32,
     vptr,
 )
 
@@ -70,25 +65,21 @@ def _weighted_range(addrs, codes, weights, out_addr, out_code, lo, hi, acc):
                 o4[i] = acc[i]
 
 
-def weighted_sum(addrs, codes, weights, out_addr, out_code, n, acc_fp64, nblocks):
-    """Write out = sum_k weights[k] * x_k over K inputs of n elements, reading each input once."""
-    for b in prange(nblocks):
-        lo, hi = block(n, nblocks, b)
-        if acc_fp64:
-            _weighted_range(addrs, codes, weights, out_addr, out_code, lo, hi, np.empty(CHUNK, np.float64))
-        else:
-            _weighted_range(addrs, codes, weights, out_addr, out_code, lo, hi, np.empty(CHUNK, np.float32))
+def _weighted_sum(addrs, codes, weights, out_addr, out_code, acc_fp64, lo, hi):
+    """Write out = sum_k weights[k] * x_k over elements [lo, hi), reading each input once."""
+    if acc_fp64:
+        _weighted_range(addrs, codes, weights, out_addr, out_code, lo, hi, np.empty(CHUNK, np.float64))
+    else:
+        _weighted_range(addrs, codes, weights, out_addr, out_code, lo, hi, np.empty(CHUNK, np.float32))
 
 
-def accumulate(acc_addr, acc_code, x_addr, x_code, weight, n, nblocks):
-    """Add weight * x to acc over n elements; acc is float32 or float64."""
-    for b in prange(nblocks):
-        lo, hi = block(n, nblocks, b)
-        xa = x_addr + lo * ITEMSIZE[x_code]
-        if acc_code == F64:
-            _fma_into(carray(vptr(acc_addr + lo * 8), hi - lo, np.float64), xa, x_code, weight, hi - lo)
-        else:
-            _fma_into(carray(vptr(acc_addr + lo * 4), hi - lo, np.float32), xa, x_code, weight, hi - lo)
+def _accumulate(acc_addr, acc_code, x_addr, x_code, weight, lo, hi):
+    """Add weight * x to acc over elements [lo, hi); acc is float32 or float64."""
+    xa = x_addr + lo * ITEMSIZE[x_code]
+    if acc_code == F64:
+        _fma_into(carray(vptr(acc_addr + lo * 8), hi - lo, np.float64), xa, x_code, weight, hi - lo)
+    else:
+        _fma_into(carray(vptr(acc_addr + lo * 4), hi - lo, np.float32), xa, x_code, weight, hi - lo)
 
 
 @numba.njit
@@ -122,21 +113,19 @@ def _mix_half(s_addr, s_code, n_addr, n_code, alpha, lo, hi):
                 h[i] = f32_to_bf16(wide[i], 0xFFFF)
 
 
-def mix(s_addr, s_code, n_addr, n_code, alpha, n, nblocks):
-    """Set s = (1 - alpha) * s + alpha * x in place; float64 math if s is float64, else float32."""
-    for b in prange(nblocks):
-        lo, hi = block(n, nblocks, b)
-        xa = n_addr + lo * ITEMSIZE[n_code]
-        if s_code == F64:
-            c8 = np.array([1.0 - alpha, alpha], dtype=np.float64)
-            _mix_into(carray(vptr(s_addr + lo * 8), hi - lo, np.float64), c8, xa, n_code, hi - lo)
-        elif s_code == F32:
-            c4 = np.array([1.0 - alpha, alpha], dtype=np.float32)
-            _mix_into(carray(vptr(s_addr + lo * 4), hi - lo, np.float32), c4, xa, n_code, hi - lo)
-        else:
-            _mix_half(s_addr, s_code, n_addr, n_code, alpha, lo, hi)
+def _mix(s_addr, s_code, n_addr, n_code, alpha, lo, hi):
+    """Set s = (1 - alpha) * s + alpha * x in place over [lo, hi); float64 math if s is float64."""
+    xa = n_addr + lo * ITEMSIZE[n_code]
+    if s_code == F64:
+        c8 = np.array([1.0 - alpha, alpha], dtype=np.float64)
+        _mix_into(carray(vptr(s_addr + lo * 8), hi - lo, np.float64), c8, xa, n_code, hi - lo)
+    elif s_code == F32:
+        c4 = np.array([1.0 - alpha, alpha], dtype=np.float32)
+        _mix_into(carray(vptr(s_addr + lo * 4), hi - lo, np.float32), c4, xa, n_code, hi - lo)
+    else:
+        _mix_half(s_addr, s_code, n_addr, n_code, alpha, lo, hi)
 
 
-WEIGHTED_SUM = compile_pair(weighted_sum)
-ACCUMULATE = compile_pair(accumulate)
-MIX = compile_pair(mix)
+weighted_sum = compile_kernel(_weighted_sum)
+accumulate = compile_kernel(_accumulate)
+mix = compile_kernel(_mix)
