@@ -19,6 +19,27 @@ from fastfl.core.model_maintainer import ModelMaintainer, read_params, write_par
 __all__ = ["SerialTrainer", "SubsetSerialTrainer"]
 
 
+def bind_flat_(model: nn.Module) -> Tensor | None:
+    """Re-point the model's parameters at views of one new flat buffer (values kept); return it.
+
+    Loading and reading the parameters then take one copy each. Returns None (and changes
+    nothing) when the parameters differ in dtype or device, or there are none.
+    """
+    params = list(model.parameters())
+    if not params or len({(p.dtype, p.device) for p in params}) != 1:
+        return None
+    flat = torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            view = flat[offset : offset + n].view_as(p)
+            view.copy_(p.data)
+            p.data = view
+            offset += n
+    return flat
+
+
 class SerialTrainer(ModelMaintainer):
     """Train K clients in sequence with one model, all starting from the same global parameters.
 
@@ -59,6 +80,20 @@ class SerialTrainer(ModelMaintainer):
         self.sample_counts: list[int] = []
         self.losses: list[float] = []
         self._rows = torch.empty(0)
+        self._flat = bind_flat_(self._model)
+
+    def _load_params_(self, model_parameters: Tensor) -> None:
+        """Copy the global parameters into the model (one copy when the parameters are flat-bound)."""
+        if self._flat is not None and self._flat.numel() == model_parameters.numel():
+            self._flat.copy_(model_parameters.reshape(-1))
+        else:
+            write_params_(self._model, model_parameters)
+
+    def _read_params(self, out: Tensor) -> Tensor:
+        """Copy the model's parameters into `out` (a 1-D buffer)."""
+        if self._flat is not None and self._flat.numel() == out.numel():
+            return out.copy_(self._flat)
+        return read_params(self._model, out=out)
 
     @property
     def uplink_package(self) -> list[Tensor]:
@@ -111,9 +146,9 @@ class SerialTrainer(ModelMaintainer):
             n = self._sample_count(loader)
             counts.append(n if n is not None else 1)
             if self.aggregate:
-                ops.accumulate_(acc, read_params(self._model, out=rows[0]), float(counts[-1]))
+                ops.accumulate_(acc, self._read_params(rows[0]), float(counts[-1]))
             else:
-                read_params(self._model, out=rows[k])
+                self._read_params(rows[k])
         if self.aggregate:
             total = float(sum(counts))
             rows[0].copy_(acc.mul_(1.0 / total) if total > 0 else acc)
@@ -174,6 +209,14 @@ class SubsetSerialTrainer(SerialTrainer):
         self._indices: dict[int, Tensor] = {}
         self._uses: dict[int, int] = {}
         self._criterion = nn.CrossEntropyLoss()
+        self._optimizer: torch.optim.SGD | None = None
+
+    def _sgd(self) -> torch.optim.SGD:
+        """Plain SGD (no momentum, so no state: equivalent to FedLab's new optimizer per client)."""
+        lr = self.args["lr"]
+        if self._optimizer is None or self._optimizer.param_groups[0]["lr"] != lr:
+            self._optimizer = torch.optim.SGD(self._model.parameters(), lr=lr)
+        return self._optimizer
 
     def _client_generator(self, client_id: int) -> torch.Generator | None:
         if self.seed is None:
@@ -197,9 +240,8 @@ class SubsetSerialTrainer(SerialTrainer):
         )
 
     def _train_alone(self, model_parameters: Tensor, train_loader: Iterable[tuple[Tensor, Tensor]]) -> None:
-        write_params_(self._model, model_parameters)
-        params = list(self._model.parameters())
-        optimizer = torch.optim.SGD(params, lr=self.args["lr"])
+        self._load_params_(model_parameters)
+        optimizer = self._sgd()
         self._model.train()
         device = self.gpu if self.cuda else None
         loss_sum, steps = torch.zeros(()), 0
@@ -211,6 +253,6 @@ class SubsetSerialTrainer(SerialTrainer):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.detach().cpu()
+                loss_sum += loss.detach().to("cpu", non_blocking=True)
                 steps += 1
         self.losses.append(float(loss_sum) / steps if steps else float("nan"))
