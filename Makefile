@@ -8,7 +8,7 @@ STAMP := $(VENV)/.fastfl-installed
 NATIVE_SRC := setup.py CMakeLists.txt pyproject.toml $(wildcard csrc/*.cpp csrc/fastfl/*.cpp csrc/fastfl/*.hpp)
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: setup run test test-native test-backends bench bench-smoke lint clean
+.PHONY: setup run test test-slow test-backends bench bench-smoke lint clean
 
 setup: $(STAMP)
 
@@ -28,14 +28,18 @@ run: $(STAMP)
 
 # The whole suite on the native backend, then the kernel-level tests on numba and torch.
 test: $(STAMP)
-	FASTFL_REQUIRE_NATIVE=1 $(PYTEST)
+	FASTFL_REQUIRE_NATIVE=1 $(PYTEST) -m "not slow"
 	$(MAKE) --no-print-directory test-backends
 
 # Only the code that calls kernels; the data-set code does not depend on the backend.
 BACKEND_TESTS := tests/ops tests/utils --ignore=tests/utils/dataset
 test-backends: $(STAMP)
-	FASTFL_BACKEND=numba $(PYTEST) $(BACKEND_TESTS)
-	FASTFL_BACKEND=torch $(PYTEST) $(BACKEND_TESTS)
+	FASTFL_BACKEND=numba $(PYTEST) -m "not slow" $(BACKEND_TESTS)
+	FASTFL_BACKEND=torch $(PYTEST) -m "not slow" $(BACKEND_TESTS)
+
+# The large cases that CI replaces with smaller variants.
+test-slow: $(STAMP)
+	FASTFL_REQUIRE_NATIVE=1 $(PYTEST) -m slow
 
 bench-smoke: $(STAMP)
 	FASTFL_REQUIRE_NATIVE=1 $(PYTEST) bench --benchmark-disable -m "not slow"
