@@ -130,16 +130,15 @@ class PackageProcessor:
             return self._recv_fastfl(src, group)
 
     def _recv_fastfl(self, src: int | None, group: transport.Group) -> tuple[Received, int]:
-        cpu = group.device.type == "cpu"
-        frame = (
-            torch.from_numpy(np.empty(wire.FRAME_BYTES, np.uint8))
-            if cpu
-            else empty_bytes(wire.FRAME_BYTES, group.device)
-        )
-        source = transport.recv(frame, src, self.timeout, "receiving a package header")
-        raw = (frame.numpy() if cpu else frame[: wire.HEADER_BYTES].cpu().numpy())[
-            : wire.HEADER_BYTES
-        ].tobytes()
+        if group.device.type == "cpu":
+            host = np.empty(wire.FRAME_BYTES, np.uint8)
+            frame = torch.from_numpy(host)
+            source = transport.recv(frame, src, self.timeout, "receiving a package header")
+        else:
+            frame = empty_bytes(wire.FRAME_BYTES, group.device)
+            source = transport.recv(frame, src, self.timeout, "receiving a package header")
+            host = frame[: wire.HEADER_BYTES].cpu().numpy()
+        raw = host[: wire.HEADER_BYTES].tobytes()
         head = wire.decode_header(raw, max_message_bytes=self.max_message_bytes)
         if head.sender != source or head.receiver != group.rank:
             raise WireFormatError(

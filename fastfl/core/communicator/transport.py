@@ -13,6 +13,7 @@ transfers that must not interleave with another thread's), and receives by one l
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -35,6 +36,9 @@ _groups: dict[int, Group] = {}
 
 def send_lock(dst: int) -> threading.RLock:
     """The lock that keeps the transfers of one package to `dst` together."""
+    lock = _send_locks.get(dst)
+    if lock is not None:
+        return lock
     with _locks_guard:
         lock = _send_locks.get(dst)
         if lock is None:
@@ -84,8 +88,10 @@ def forget_group() -> None:
 
 
 def send(tensors: Sequence[Tensor], dst: int, timeout: float, what: str) -> None:
-    """Send tensors to `dst` in order (all posted at once, then each waited for)."""
-    check_usable()
+    """Send tensors to `dst` in order (all posted at once, then each waited for).
+
+    The caller has checked the group with `check_usable()`.
+    """
     try:
         works = [dist.isend(t, dst) for t in tensors]
     except RuntimeError as err:
@@ -95,8 +101,10 @@ def send(tensors: Sequence[Tensor], dst: int, timeout: float, what: str) -> None
 
 
 def recv(buf: Tensor, src: int | None, timeout: float, what: str) -> int:
-    """Receive into `buf` from `src` (None: any rank); return the rank it came from."""
-    check_usable()
+    """Receive into `buf` from `src` (None: any rank); return the rank it came from.
+
+    The caller has checked the group with `check_usable()`.
+    """
     try:
         work = dist.irecv(buf, src=src)
     except RuntimeError as err:
@@ -108,9 +116,14 @@ def recv(buf: Tensor, src: int | None, timeout: float, what: str) -> int:
 def wait(work: dist.Work, timeout: float, what: str, peer: int | None) -> None:
     """Wait for one transfer, translating torch's errors into fastfl's."""
     try:
-        work.wait(timeout=timedelta(seconds=timeout))
+        work.wait(timeout=_delta(timeout))
     except RuntimeError as err:
         raise _translate(err, what, peer, timeout) from err
+
+
+@functools.lru_cache(maxsize=16)
+def _delta(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 def _translate(err: RuntimeError, what: str, peer: int | None, timeout: float) -> CommunicationError:
