@@ -51,10 +51,15 @@ void convert_via_float(const void* src, DType s, void* dst, DType d, std::size_t
 
 }  // namespace
 
-void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n) {
+void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n, bool stream) {
     if (n == 0) return;
     if (s == d) {
-        std::memmove(dst, src, n * size_of(s));
+        const std::size_t bytes = n * size_of(s);
+        const auto* from = static_cast<const char*>(src);
+        auto* to = static_cast<char*>(dst);
+        const bool apart = to + bytes <= from || from + bytes <= to;
+        if (stream && apart) return copy_stream(dst, src, bytes);
+        std::memmove(dst, src, bytes);
         return;
     }
     if ((is_half(s) || is_half(d)) && s != DType::Float32 && d != DType::Float32) {

@@ -14,8 +14,9 @@ constexpr std::size_t kBlock = 2048;
 
 /// Convert n elements of dtype s at src into dtype d at dst, bitwise as torch's CPU copy_.
 /// Single-threaded. src and dst may be the same memory only when s == d; otherwise they must
-/// not overlap. Thread-safe (no shared state besides the read-only SIMD switch).
-void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n);
+/// not overlap. With `stream`, equal-dtype copies bypass the cache (for copies larger than it).
+/// Thread-safe (no shared state besides the read-only SIMD switch).
+void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n, bool stream = false);
 
 /// Element `i` of a view, as a byte pointer.
 inline const void* at(const View& v, std::size_t i) {

@@ -14,6 +14,10 @@ namespace fastfl {
 
 namespace {
 
+// Writing more than this, a copy will not stay in cache anyway (L3 is 32 MB here, shared), so
+// equal-dtype pieces use streaming stores: no read-for-ownership of the destination.
+constexpr std::size_t kStreamFrom = std::size_t{16} << 20;
+
 using PairFn = std::function<void(std::size_t pair, std::size_t off, std::size_t len)>;
 
 // Check the pairs and return the prefix sums of their element counts.
@@ -65,8 +69,11 @@ void combine_piece(const View& src, const MutView& dst, std::size_t off, std::si
 }  // namespace
 
 void convert_many(const std::vector<View>& srcs, const std::vector<MutView>& dsts, int threads) {
+    std::size_t bytes = 0;
+    for (const auto& d : dsts) bytes += d.count * size_of(d.dtype);
+    const bool stream = bytes >= kStreamFrom;
     for_pairs(srcs, dsts, threads, [&](std::size_t i, std::size_t off, std::size_t len) {
-        convert_range(at(srcs[i], off), srcs[i].dtype, at(dsts[i], off), dsts[i].dtype, len);
+        convert_range(at(srcs[i], off), srcs[i].dtype, at(dsts[i], off), dsts[i].dtype, len, stream);
     });
 }
 

@@ -3,7 +3,9 @@
 // library stays portable (no -march) and never runs an instruction the CPU lacks.
 #include "fastfl/simd.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 
 #include "fastfl/loops.hpp"
 #include "fastfl/scalar.hpp"
@@ -58,10 +60,25 @@ FASTFL_AVX2 void float_from_half_avx2(const std::uint16_t* src, float* dst, std:
     }
     float_from_half_scalar(src + i, dst + i, n - i);
 }
+
+FASTFL_AVX2 void copy_stream_avx2(char* dst, const char* src, std::size_t n) {
+    const std::size_t head = std::min<std::size_t>((32 - (reinterpret_cast<std::uintptr_t>(dst) & 31)) & 31, n);
+    std::memcpy(dst, src, head);  // then dst is 32-byte aligned, as streaming stores need
+    std::size_t i = head;
+    for (; i + 64 <= n; i += 64) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i + 32));
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i), a);
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i + 32), b);
+    }
+    std::memcpy(dst + i, src + i, n - i);
+    _mm_sfence();  // order the weakly-ordered streaming stores before anything that follows
+}
 #else
 #define FASTFL_AVX2
 void half_from_float_avx2(const float* s, std::uint16_t* d, std::size_t n) { half_from_float_scalar(s, d, n); }
 void float_from_half_avx2(const std::uint16_t* s, float* d, std::size_t n) { float_from_half_scalar(s, d, n); }
+void copy_stream_avx2(char* dst, const char* src, std::size_t n) { std::memcpy(dst, src, n); }
 #endif
 
 FASTFL_AVX2 void bf16_from_float_avx2(const float* s, std::uint16_t* d, std::size_t n) {
@@ -87,6 +104,11 @@ bool simd_available() {
 bool simd_enabled() { return simd_available() && g_enabled.load(std::memory_order_relaxed); }
 
 bool use_simd(bool enabled) { return g_enabled.exchange(enabled) && simd_available(); }
+
+void copy_stream(void* dst, const void* src, std::size_t bytes) {
+    if (simd_enabled()) return copy_stream_avx2(static_cast<char*>(dst), static_cast<const char*>(src), bytes);
+    std::memcpy(dst, src, bytes);
+}
 
 void half_from_float(const float* s, std::uint16_t* d, std::size_t n) {
     return simd_enabled() ? half_from_float_avx2(s, d, n) : half_from_float_scalar(s, d, n);
