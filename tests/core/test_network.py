@@ -138,3 +138,16 @@ def test_base_manager_main_loop_is_abstract_and_closes_the_network(free_port):
 def test_errors_are_fastfl_errors():
     with pytest.raises(FastFLError):
         DistNetwork(("h", 1), 2, 5)
+
+
+def test_core_reexports_like_fedlab_core():
+    import importlib
+
+    from fastfl import core
+
+    assert core.communicator.Package is importlib.import_module("fastfl.core.communicator").Package
+    assert core.DistNetwork is DistNetwork and core.NetworkManager is NetworkManager
+    assert core.client is importlib.import_module("fastfl.core.client")
+    assert core.server is importlib.import_module("fastfl.core.server")
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = core.nothing

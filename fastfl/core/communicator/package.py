@@ -103,8 +103,9 @@ class Package:
 
     def __del__(self) -> None:
         buf = getattr(self, "_buf", None)
-        if buf is not None and buf.numel() > wire.FRAME_BYTES:
-            PACKAGE_BUFFERS.give(buf)
+        pool = PACKAGE_BUFFERS  # None only while the interpreter shuts down
+        if buf is not None and pool is not None and buf.numel() > wire.FRAME_BYTES:
+            pool.give(buf)
 
     @property
     def header(self) -> Tensor:
