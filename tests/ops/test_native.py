@@ -171,6 +171,23 @@ def test_portable_half_conversions_match_torch(portable_path, half):
     _same_bits(ops.cast(floats, half), floats.to(half))
 
 
+@pytest.mark.parametrize("simd", [True, False])
+def test_copies_past_the_streaming_threshold_are_exact(simd):
+    # >= 16 MB written switches equal-dtype pieces to streaming stores; odd sizes misalign them.
+    tensors = [torch.randn(n) for n in (3, 2_100_001, 17, 2_100_000, 5)]
+    tensors.insert(2, torch.randn(9, dtype=F64))
+    previous = _C.use_simd(simd)
+    try:
+        flat = ops.flatten(tensors, dtype=F32)
+        back = [torch.empty_like(t) for t in tensors]
+        ops.unflatten_(flat, back)
+    finally:
+        _C.use_simd(previous)
+    _same_bits(flat, torch.cat([t.to(F32) for t in tensors]))
+    for got, want in zip(back, tensors, strict=True):
+        _same_bits(got, want.to(F32).to(want.dtype))
+
+
 def test_simd_switch_reports_previous_state():
     first = _C.use_simd(False)
     try:
