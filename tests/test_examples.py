@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -85,3 +86,27 @@ def test_launcher_cli_appends_rank_world_size_and_port(tmp_path):
     first = (tmp_path / "ranks0").read_text().split()
     assert first[:4] == ["--rank", "0", "--world-size", "2"] and first[4] == "--port"
     assert (tmp_path / "ranks1").read_text().split()[1] == "1"
+
+
+def test_launcher_ctrl_c_stops_all_processes(tmp_path):
+    import signal
+
+    pidfile = tmp_path / "pid"
+    child = tmp_path / "child.py"
+    child.write_text(
+        f"import os, time, pathlib; pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    )
+    code = f"import sys; from fastfl.launch import launch; sys.exit(launch([[sys.executable, {str(child)!r}]] * 1, grace=1))"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pidfile.exists(), "the child never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
