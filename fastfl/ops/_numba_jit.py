@@ -24,6 +24,7 @@ except ImportError as err:  # pragma: no cover - exercised only without numba
     ) from err
 
 from fastfl.dtypes import DType
+from fastfl.errors import KernelArgumentError
 
 PARALLEL_MIN = 1 << 18  # elements of work below which kernels stay single-threaded
 CHUNK = 4096  # elements per scratch buffer (16-32 KiB): big enough for the prefetchers, fits L1/L2
@@ -49,10 +50,22 @@ def compile_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def threads() -> int:
-    """Threads for one big kernel call: torch's intra-op thread count."""
-    import torch
+    """Threads for one big kernel call: FASTFL_NUM_THREADS, else torch.get_num_threads().
 
-    return max(1, torch.get_num_threads())
+    Raises:
+        KernelArgumentError: FASTFL_NUM_THREADS is set but is not a positive integer.
+    """
+    value = os.environ.get("FASTFL_NUM_THREADS")
+    if value is None:
+        import torch
+
+        return max(1, torch.get_num_threads())
+    count = int(value) if value.strip().isdigit() else 0
+    if count < 1:
+        raise KernelArgumentError(
+            f"FASTFL_NUM_THREADS={value!r} is not a positive integer; unset it or set e.g. 2"
+        )
+    return count
 
 
 def run(kernel: Callable[..., Any], total: int, work: int, *args: Any) -> None:
