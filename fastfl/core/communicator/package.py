@@ -273,6 +273,10 @@ class Package:
         """The wire body (payload, padding, table) as a view of the package buffer."""
         if self._buf is None:
             return torch.empty(0, dtype=torch.uint8)
+        return self._buf[HEAD_ROOM : self._write_table()]
+
+    def _write_table(self) -> int:
+        """Write the tensor table after the payload (once per content); return where the body ends."""
         start = HEAD_ROOM + wire.align(self._end, 8)
         if self._table is None:
             self._table = wire.encode_table(
@@ -284,7 +288,7 @@ class Package:
             self._buf[HEAD_ROOM + self._end : start].zero_()
             if self._table:
                 self._buf[start : start + len(self._table)].copy_(_as_bytes(self._table))
-        return self._buf[HEAD_ROOM : start + len(self._table)]
+        return start + len(self._table)
 
     def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:
         """The one or two buffers that carry this package (hold `send_lock` until they are sent).
@@ -293,13 +297,14 @@ class Package:
         included, so a small package costs one transfer and no copy.
         """
         head = self.wire_header(sender, receiver)
-        body = self.body()
         raw = wire.encode_header(head)
         if head.inline:
             if self._buf is None:
                 self._buf = zero_frame(torch.device("cpu"))
+            self._write_table()
             _write(self._buf, raw)
             return [self._buf]
+        body = self.body()
         frame = zero_frame(body.device)
         _write(frame, raw)
         return [frame, body]

@@ -147,10 +147,13 @@ class PackageProcessor:
             )
         if head.inline:
             body, base = frame, wire.HEADER_BYTES
+            host = host if group.device.type == "cpu" else None
         else:
-            body, base = self._buffers.take(head.body_bytes, group.device), 0
+            body, base, host = self._buffers.take(head.body_bytes, group.device), 0, None
             transport.recv(body, source, self.timeout, "receiving a package body")
-        tensors, nbytes = wire.unpack_counted(body, head, restore_dtypes=self.restore_dtypes, base=base)
+        tensors, nbytes = wire.unpack_trusted(
+            body, head, restore_dtypes=self.restore_dtypes, base=base, host=host
+        )
         return (source, to_message_code(head.message_code, source), tensors or None), nbytes
 
 

@@ -11,12 +11,14 @@ against the header and the configured limit before anything is allocated.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -146,6 +148,7 @@ def layout(dtypes: Sequence[torch.dtype], numels: Sequence[int], start: int = 0)
     return offsets, end
 
 
+@functools.lru_cache(maxsize=256)
 def _table_format(count: int, dims_total: int) -> str:
     pad = align(3 * count, 8) - 3 * count
     return f"<{3 * count}B{pad}x{count}q{dims_total}q"
@@ -175,12 +178,13 @@ def unpack(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> list[T
 
 
 def unpack_counted(
-    body: Tensor, head: Header, *, restore_dtypes: bool = True, base: int = 0
+    body: Tensor, head: Header, *, restore_dtypes: bool = True, base: int = 0, host: np.ndarray | None = None
 ) -> tuple[list[Tensor], int]:
     """Like `unpack`, and also return the tensor bytes as they travelled (numel times wire item size).
 
     With `base`, the body is bytes [base, base + head.body_bytes) of `body` (a whole frame, say):
     views are then cut straight from the frame, saving the slicing on the small-message path.
+    `host`, if given, is a numpy view of the same bytes (on the CPU), read instead of `body`.
     """
     if body.dtype != torch.uint8 or body.dim() != 1:
         raise WireFormatError(
@@ -190,10 +194,21 @@ def unpack_counted(
         raise WireFormatError(
             f"body must be {head.body_bytes} bytes from byte {base}, got {body.numel()} bytes"
         )
+    return unpack_trusted(body, head, restore_dtypes=restore_dtypes, base=base, host=host)
+
+
+def unpack_trusted(
+    body: Tensor, head: Header, *, restore_dtypes: bool = True, base: int = 0, host: np.ndarray | None = None
+) -> tuple[list[Tensor], int]:
+    """`unpack_counted` for a buffer the caller allocated to the header's sizes (no buffer checks).
+
+    The table is still checked in full against the header.
+    """
     if not head.count:
         return [], 0
     start, stop = base + align(head.payload_bytes, 8), base + head.body_bytes
-    entries = _parse_table(_host_bytes(body, start, stop), head)
+    raw = host[start:stop].tobytes() if host is not None else _host_bytes(body, start, stop)
+    entries = _parse_table(raw, head)
     out = []
     typed: dict[int, tuple[Tensor, int]] = {}
     numel = body.numel()
