@@ -41,25 +41,29 @@ def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
 
 
 class BodyBuffers:
-    """Hand out receive buffers, reusing the previous one when it is free and large enough.
+    """Hand out receive buffers, reusing one of the last `slots` large ones that is free and big enough.
+
+    Two slots let a caller keep the tensors of one package while the next one arrives.
 
     Args:
         reuse: False allocates every time.
+        slots: how many recent buffers to keep for reuse.
     """
 
-    def __init__(self, reuse: bool = True) -> None:
+    def __init__(self, reuse: bool = True, slots: int = 2) -> None:
         self.reuse = reuse and _BASELINE is not None
-        self._spare: Tensor | None = None
+        self.slots = slots
+        self._spares: list[Tensor] = []
 
     def take(self, nbytes: int, device: torch.device) -> Tensor:
-        """Return a buffer of exactly `nbytes` bytes (a view of the spare one when possible)."""
-        spare = self._spare
-        if spare is not None and spare.device == device and nbytes <= spare.numel() and unreferenced(spare):
-            return spare[:nbytes]
+        """Return a buffer of exactly `nbytes` bytes (a view of a spare one when possible)."""
+        for spare in self._spares:
+            if spare.device == device and nbytes <= spare.numel() and unreferenced(spare):
+                return spare[:nbytes]
         buf = empty_bytes(nbytes, device)
         if self.reuse and nbytes >= MIN_REUSE:
-            self._spare = buf
-        return buf
+            self._spares = [buf, *self._spares][: self.slots]
+        return buf[:nbytes]  # a view, so that holding it counts as a use of the storage
 
 
 class BufferPool:

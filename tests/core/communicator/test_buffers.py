@@ -21,7 +21,7 @@ def test_free_buffer_is_reused():
 
 
 def test_buffer_with_a_live_view_is_not_reused():
-    pool = BodyBuffers()
+    pool = BodyBuffers(slots=1)
     first = pool.take(BIG, CPU)
     view = first[10:20].view(torch.int16)
     ptr = first.data_ptr()
@@ -33,6 +33,16 @@ def test_buffer_with_a_live_view_is_not_reused():
     assert view.tolist() == [3] * 5
 
 
+def test_two_slots_alternate_while_the_previous_package_is_held():
+    pool = BodyBuffers(slots=2)
+    a = pool.take(BIG, CPU)
+    b = pool.take(BIG, CPU)  # `a` still held: a second buffer
+    ptr_a = a.data_ptr()
+    del a
+    c = pool.take(BIG, CPU)  # `b` held, `a` free again
+    assert c.data_ptr() == ptr_a and b.data_ptr() != ptr_a
+
+
 def test_too_small_spare_is_not_reused_and_reuse_can_be_off():
     pool = BodyBuffers()
     small = pool.take(BIG, CPU)
@@ -41,7 +51,7 @@ def test_too_small_spare_is_not_reused_and_reuse_can_be_off():
     assert pool.take(2 * BIG, CPU).data_ptr() != ptr
     off = BodyBuffers(reuse=False)
     assert off.take(BIG, CPU).numel() == BIG
-    assert off._spare is None
+    assert off._spares == []
 
 
 def test_pool_reuses_a_dead_package_buffer_only_when_unreferenced():
