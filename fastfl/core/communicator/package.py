@@ -13,17 +13,41 @@ import math
 import threading
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from fastfl import ops
 from fastfl.core.communicator import wire
+from fastfl.core.communicator._helpers import (
+    DEFAULT_MESSAGE_CODE_VALUE,
+    HEAD_ROOM,
+    as_bytes,
+    checked,
+    copy_small,
+    message_code_value,
+    to_message_code,
+    write_header,
+    zero_frame,
+)
 from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, empty_bytes
 from fastfl.dtypes import FLOAT_DTYPES, HALF_DTYPES, code_of
 from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
 from fastfl.utils.message_code import MessageCode
+
+__all__ = [
+    "DEFAULT_MESSAGE_CODE_VALUE",
+    "DEFAULT_RECEIVER_RANK",
+    "DEFAULT_SLICE_SIZE",
+    "HEADER_DATA_TYPE_IDX",
+    "HEADER_MESSAGE_CODE_IDX",
+    "HEADER_RECEIVER_RANK_IDX",
+    "HEADER_SENDER_RANK_IDX",
+    "HEADER_SIZE",
+    "HEADER_SLICE_SIZE_IDX",
+    "Package",
+    "to_message_code",
+]
 
 HEADER_SENDER_RANK_IDX = 0
 HEADER_RECEIVER_RANK_IDX = 1
@@ -32,22 +56,7 @@ HEADER_MESSAGE_CODE_IDX = 3
 HEADER_DATA_TYPE_IDX = 4
 DEFAULT_RECEIVER_RANK = -1
 DEFAULT_SLICE_SIZE = 0
-DEFAULT_MESSAGE_CODE_VALUE = 0
 HEADER_SIZE = 5
-HEAD_ROOM = wire.HEADER_BYTES
-
-
-def message_code_value(message_code: MessageCode | int | None) -> int:
-    """Return the integer a message code travels as (None is 0, as in FedLab)."""
-    if message_code is None:
-        return DEFAULT_MESSAGE_CODE_VALUE
-    if isinstance(message_code, MessageCode):
-        return int(message_code.value)
-    if isinstance(message_code, int) and not isinstance(message_code, bool):
-        return message_code
-    raise KernelTypeError(
-        f"message_code can only be MessageCode or integer, not {type(message_code).__name__}"
-    )
 
 
 class Package:
@@ -163,7 +172,7 @@ class Package:
             raise KernelTypeError(
                 f"tensor_list must be a list or tuple of tensors, got {type(tensor_list).__name__}"
             )
-        srcs = [_checked(t, i) for i, t in enumerate(tensor_list)]
+        srcs = [checked(t, i) for i, t in enumerate(tensor_list)]
         if not srcs:
             return
         wire_dtypes = [self._wire_of(t.dtype) for t in srcs]
@@ -172,7 +181,7 @@ class Package:
         self._reserve(end, len(shapes), sum(len(s) for s in shapes), srcs[0].device)
         self._zero_gaps(offsets, srcs, wire_dtypes)
         if self._buf.numel() == wire.FRAME_BYTES:
-            _copy_small(self._buf, srcs, offsets, wire_dtypes)
+            copy_small(self._buf, srcs, offsets, wire_dtypes)
         else:
             ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=self._buf)
         self._shapes += shapes
@@ -287,7 +296,7 @@ class Package:
             )
             self._buf[HEAD_ROOM + self._end : start].zero_()
             if self._table:
-                self._buf[start : start + len(self._table)].copy_(_as_bytes(self._table))
+                self._buf[start : start + len(self._table)].copy_(as_bytes(self._table))
         return start + len(self._table)
 
     def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:
@@ -302,11 +311,11 @@ class Package:
             if self._buf is None:
                 self._buf = zero_frame(torch.device("cpu"))
             self._write_table()
-            _write(self._buf, raw)
+            write_header(self._buf, raw)
             return [self._buf]
         body = self.body()
         frame = zero_frame(body.device)
-        _write(frame, raw)
+        write_header(frame, raw)
         return [frame, body]
 
     @staticmethod
@@ -344,53 +353,3 @@ class Package:
     def __repr__(self) -> str:
         shapes = ", ".join(f"{dt}{list(s)}" for dt, s in zip(self._wire, self._shapes, strict=True))
         return f"Package(message_code={self.message_code}, tensors=[{shapes}])"
-
-
-def to_message_code(code: int, sender: int) -> MessageCode:
-    """Return the MessageCode of a received integer, or raise WireFormatError naming the sender."""
-    try:
-        return MessageCode(code)
-    except ValueError:
-        known = ", ".join(f"{m.value} ({m.name})" for m in MessageCode)
-        raise WireFormatError(
-            f"unknown message code {code} from rank {sender}; known codes: {known}"
-        ) from None
-
-
-def zero_frame(device: torch.device) -> Tensor:
-    """A zeroed frame-sized buffer (through numpy on the CPU: calloc is cheaper than torch.zeros)."""
-    if device.type == "cpu":
-        return torch.from_numpy(np.zeros(wire.FRAME_BYTES, dtype=np.uint8))
-    return torch.zeros(wire.FRAME_BYTES, dtype=torch.uint8, device=device)
-
-
-def _copy_small(buf: Tensor, srcs: list[Tensor], offsets: list[int], dtypes: list[torch.dtype]) -> None:
-    """Pack a package that fits in one frame: a few bytes, where a copy per tensor beats the kernel call."""
-    for t, off, dt in zip(srcs, offsets, dtypes, strict=True):
-        size = wire.ITEMSIZE[dt]
-        shape = tuple(t.shape)
-        buf.view(dt).as_strided(shape, wire.contiguous_strides(shape), (HEAD_ROOM + off) // size).copy_(t)
-
-
-def _write(frame: Tensor, raw: bytes) -> None:
-    """Write header bytes at the start of a frame (through numpy on the CPU: no tensor ops)."""
-    if frame.device.type == "cpu":
-        frame.numpy()[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
-    else:
-        frame[: len(raw)].copy_(_as_bytes(raw))
-
-
-def _as_bytes(raw: bytes) -> Tensor:
-    return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-
-
-def _checked(t: object, i: int) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise KernelTypeError(
-            f"Invalid content type, expecting torch.Tensor but get {type(t).__name__} (item {i})"
-        )
-    try:
-        code_of(t.dtype)
-    except TypeError as err:
-        raise KernelTypeError(f"content[{i}]: {err}") from None
-    return t if t.is_contiguous() else t.contiguous()
