@@ -69,6 +69,10 @@ def torch_dtype(code: int) -> torch.dtype:
         raise ValueError(f"unknown dtype code {code}; known codes are 0..{len(DType) - 1}") from None
 
 
+ITEMSIZES: dict[torch.dtype, int] = {d: d.itemsize for d in CODES}
+
+
 def itemsize(dtype: torch.dtype) -> int:
-    """Return the size in bytes of one element of `dtype`."""
-    return torch.empty((), dtype=dtype).element_size()
+    """Return the size in bytes of one element of `dtype` (a table look-up for known dtypes)."""
+    size = ITEMSIZES.get(dtype)
+    return dtype.itemsize if size is None else size

@@ -16,6 +16,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from fastfl.dtypes import itemsize
 from fastfl.errors import KernelArgumentError, KernelTypeError
 from fastfl.ops import _check, _select
 
@@ -215,7 +216,7 @@ def pack(
         )
     dsts = []
     for i, (t, off, dt) in enumerate(zip(srcs, offsets, dtypes, strict=True)):
-        size = torch.empty((), dtype=dt).element_size()
+        size = itemsize(dt)
         end = off + t.numel() * size
         if off < 0 or end > out.numel() or off % size:
             raise KernelArgumentError(
