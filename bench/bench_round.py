@@ -149,7 +149,7 @@ def bench_standalone_round(benchmark, case, impl):
 
 
 MEMORY_SCRIPT = r"""
-import json, resource, sys, torch
+import json, os, sys, torch
 from torch import nn
 torch.set_num_threads(1)
 def cnn():  # FedLab's MNIST CNN: conv 1-32-64 (5x5), fc 3136-512-10
@@ -159,27 +159,36 @@ kind, k = sys.argv[1], int(sys.argv[2])
 model = cnn()
 n = sum(p.numel() for p in model.parameters())
 updates = torch.randn(n)  # one template; each arrival is a fresh tensor, as a network receive makes
-def arrivals():
+PAGE = os.sysconf("SC_PAGE_SIZE")
+def rss():  # current resident set (the high-water mark ru_maxrss would include import-time peaks)
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+def arrivals():  # a network receive hands over a fresh buffer that is freed after use
     for i in range(k):
-        yield updates + i
+        yield [updates + i]
 if kind == "fastfl":
     from fastfl.core.server import SyncParameterServerHandler
     h = SyncParameterServerHandler(model, 1, 1.0, seed=0)
     h.client_num_in_total = k
     h.sample_clients(); h.downlink_package
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from fastfl import ops  # compile/load the kernels first (numba's JIT would count otherwise)
+    ops.weighted_sum([ops.accumulate_(torch.zeros(8), torch.ones(8), 1.0)], [1.0])
+    base = peak = rss()
     for u in arrivals():
-        h._update_global_model([u])
+        h._update_global_model(u)
+        peak = max(peak, rss())
+        u.clear()
 else:
     from fedlab.core.server.handler import SyncParameterServerHandler
     h = SyncParameterServerHandler(model, 1, 1.0)
     h.client_num_in_total = k
     h.downlink_package
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = peak = rss()
     for u in arrivals():
-        h._update_global_model([u])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"model_bytes": n * 4, "extra_bytes": (peak - base) * 1024}))
+        h._update_global_model(u)
+        peak = max(peak, rss())
+        u.clear()
+print(json.dumps({"model_bytes": n * 4, "extra_bytes": peak - base}))
 """
 
 
