@@ -12,11 +12,11 @@ class BackendError(FastFLError, ImportError):
 
 
 class KernelArgumentError(FastFLError, ValueError):
-    """A kernel argument has the wrong size, layout or value."""
+    """A kernel argument has the wrong size, layout, device or value."""
 
 
 class KernelTypeError(FastFLError, TypeError):
-    """A kernel argument has an unsupported dtype, device or type."""
+    """A kernel argument has an unsupported type or dtype."""
 
 
 class WireFormatError(FastFLError, ValueError):

@@ -81,7 +81,8 @@ def flatten(
         tensors: contiguous tensors of any shape and supported dtype.
         out: a 1-D contiguous destination of exactly the total element count (reused across calls
             to avoid page faults); allocated if None.
-        dtype: dtype of the allocated buffer (default: the first tensor's dtype); ignored with `out`.
+        dtype: dtype of the allocated buffer (default: the first tensor's dtype); with `out`, it
+            must equal out's dtype.
 
     Returns:
         The flat buffer.
@@ -93,6 +94,8 @@ def flatten(
         device = srcs[0].device if srcs else None
         out = torch.empty(total, dtype=kind, device=device)
     _check.tensor(out, "out")
+    if dtype is not None and out.dtype != dtype:
+        raise KernelTypeError(f"out has dtype {out.dtype} but dtype={dtype} was asked for")
     if out.dim() != 1 or out.numel() != total:
         raise KernelArgumentError(f"out must be 1-D with {total} elements, got shape {tuple(out.shape)}")
     device = _check.device_of({"tensors": srcs, "out": [out]})
@@ -128,6 +131,7 @@ def unflatten_(flat: Tensor, tensors: Sequence[Tensor], *, mode: str = "copy") -
 def cast(x: Tensor, dtype: torch.dtype, *, out: Tensor | None = None) -> Tensor:
     """Convert x to `dtype` (round-to-nearest-even into half types; NaN and Inf kept)."""
     _check.tensor(x, "x")
+    _check.dtype(dtype, "dtype")
     if out is None:
         out = torch.empty(x.shape, dtype=dtype, device=x.device)
     _check.tensor(out, "out")

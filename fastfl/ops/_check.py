@@ -23,6 +23,14 @@ def tensor(x: object, name: str) -> Tensor:
     return x
 
 
+def dtype(d: object, name: str) -> None:
+    """Raise unless d is a torch dtype that the kernels support."""
+    if not isinstance(d, torch.dtype):
+        raise KernelTypeError(f"{name} must be a torch.dtype, got {type(d).__name__}")
+    if d not in CODES:
+        raise KernelTypeError(f"{name} is {d}, which the kernels do not support")
+
+
 def tensors(xs: object, name: str) -> list[Tensor]:
     """Check a sequence of tensors; return it as a list."""
     if isinstance(xs, Tensor) or not isinstance(xs, Sequence | tuple | list):
@@ -62,11 +70,13 @@ def device_of(named: dict[str, Sequence[Tensor]]) -> torch.device | None:
 
 def weight_list(weights: object, count: int, name: str = "weights") -> list[float]:
     """Turn a list, numpy array or tensor of `count` finite numbers into a list of floats."""
+    if isinstance(weights, str | bytes):
+        raise KernelTypeError(f"{name} must be a sequence of numbers, got {type(weights).__name__}")
     if isinstance(weights, Tensor):
         values = weights.detach().double().cpu().reshape(-1).tolist()
     else:
         try:
-            values = [float(w) for w in weights]  # type: ignore[attr-defined]
+            values = [_number(w, f"{name}[{i}]") for i, w in enumerate(weights)]  # type: ignore[arg-type]
         except (TypeError, ValueError) as err:
             raise KernelTypeError(f"{name} must be a sequence of numbers: {err}") from err
     if len(values) != count:
@@ -75,3 +85,10 @@ def weight_list(weights: object, count: int, name: str = "weights") -> list[floa
         if not math.isfinite(w):
             raise KernelArgumentError(f"{name}[{i}] is {w}; weights must be finite")
     return values
+
+
+def _number(w: object, name: str) -> float:
+    """Return w as a float; strings and other non-numbers are a type error, not a silent parse."""
+    if isinstance(w, str | bytes) or not hasattr(w, "__float__"):
+        raise KernelTypeError(f"{name} must be a number, got {type(w).__name__}")
+    return float(w)  # type: ignore[arg-type]

@@ -66,10 +66,12 @@ def test_weighted_sum_matches_exact_sum(backend, shape, dtypes, weights, acc_dty
         assert got is out
     assert got.dtype == (out_dtype or acc_dtype) and got.shape == shape
     ref, scale = _reference(xs, ws)
-    assert_within(got, ref, scale, _bound(len(xs), acc_dtype, dtypes))
+    # Products below the accumulator's smallest normal may flush: allow K of them.
+    tiny = (len(xs) + 4) * torch.finfo(acc_dtype).tiny
+    assert_within(got, ref, scale, _bound(len(xs), acc_dtype, dtypes), tiny)
     # The one-line torch expression agrees too.
     torch_expr = sum(w * x.double() for w, x in zip(ws, xs, strict=True))
-    assert_within(got, torch_expr, scale, _bound(len(xs), acc_dtype, dtypes))
+    assert_within(got, torch_expr, scale, _bound(len(xs), acc_dtype, dtypes), tiny)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 7, 16, 65])
