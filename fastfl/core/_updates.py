@@ -15,13 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from fastfl.errors import FastFLError
+from fastfl.errors import UpdateFormatError
 
 __all__ = ["ClientUpdate", "UpdateFormatError", "make_uplink", "parse_uplink"]
-
-
-class UpdateFormatError(FastFLError, ValueError):
-    """An uploaded payload does not have the shape of a client update."""
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fastfl.errors import FastFLError
+from fastfl.errors import CoordinatorError
 
 __all__ = ["Coordinator", "CoordinatorError"]
 
 MODES = ("LOCAL", "GLOBAL")
-
-
-class CoordinatorError(FastFLError, ValueError):
-    """A client id is outside the range the coordinator knows, or the setup is invalid."""
 
 
 class Coordinator:

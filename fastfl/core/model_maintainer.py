@@ -5,14 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fastfl.errors import FastFLError
+from fastfl.errors import DeviceUnavailableError
 from fastfl.utils.serialization import SerializationTool
 
 __all__ = ["ModelMaintainer", "read_params", "write_params_"]
-
-
-class DeviceError(FastFLError, RuntimeError):
-    """cuda=True was asked for on a machine without a usable CUDA device."""
 
 
 def read_params(model: nn.Module, *, out: Tensor | None = None) -> Tensor:
@@ -47,7 +43,7 @@ class ModelMaintainer:
         self.cuda = bool(cuda)
         if self.cuda:
             if not torch.cuda.is_available():
-                raise DeviceError("cuda=True but no CUDA device is available; pass cuda=False")
+                raise DeviceUnavailableError("cuda=True but no CUDA device is available; pass cuda=False")
             self.gpu = torch.device(device) if device is not None else torch.device("cuda")
             self._model = model.cuda(self.gpu)
         else:

@@ -7,13 +7,9 @@ from types import ModuleType
 
 import torch
 
-from fastfl.errors import FastFLError
+from fastfl.errors import DeviceUnavailableError
 
 __all__ = ["DeviceUnavailableError", "get_best_gpu"]
-
-
-class DeviceUnavailableError(FastFLError, RuntimeError):
-    """A CUDA device was asked for but none is available."""
 
 
 def _nvml() -> ModuleType | None:

@@ -8,25 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from fastfl.errors import FastFLError
+# The data-set modules import their errors from here (re-exported).
+from fastfl.errors import (  # noqa: F401
+    DatasetFileError,
+    OptionalDependencyError,
+    PartitionError,
+    PartitionTypeError,
+)
 
 RngLike = np.random.Generator | int | np.integer | None
-
-
-class PartitionError(FastFLError, ValueError):
-    """A partition scheme got an invalid or impossible combination of arguments."""
-
-
-class PartitionTypeError(FastFLError, TypeError):
-    """A partition argument has the wrong type (e.g. float labels, a non-integer count)."""
-
-
-class DatasetFileError(FastFLError, FileNotFoundError):
-    """A data set's files are missing or malformed (fastfl never downloads; the message says where to get them)."""
-
-
-class OptionalDependencyError(FastFLError, ImportError):
-    """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
 
 
 def as_rng(rng: RngLike, name: str = "rng") -> np.random.Generator:

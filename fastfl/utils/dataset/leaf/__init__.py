@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from fastfl.errors import LeafCacheError, LeafDataMissingError, LeafFormatError
 from fastfl.utils.dataset.leaf.dataset import (
     LeafClientDataset,
     LeafSplit,
@@ -21,7 +22,6 @@ from fastfl.utils.dataset.leaf.dataset import (
     get_LEAF_dataloader,
     open_leaf,
 )
-from fastfl.utils.dataset.leaf.errors import LeafCacheError, LeafDataMissingError, LeafFormatError
 from fastfl.utils.dataset.leaf.source import NAMES, SPLITS
 from fastfl.utils.dataset.leaf.synthetic import synthetic_tree
 from fastfl.utils.dataset.leaf.text import ALL_LETTERS, IGNORE_INDEX, SPECIALS, tokenize

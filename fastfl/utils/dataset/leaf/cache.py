@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from fastfl.dtypes import DType
-from fastfl.utils.dataset.leaf.errors import LeafCacheError
+from fastfl.errors import LeafCacheError
 
 MAGIC = b"FFLEAF\r\n"
 VERSION = 1

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from fastfl.errors import LeafCacheError, LeafDataMissingError
 from fastfl.utils.dataset.leaf import cache
-from fastfl.utils.dataset.leaf.errors import LeafCacheError, LeafDataMissingError
 from fastfl.utils.dataset.leaf.kinds import Arrays, Options, kind_of
 from fastfl.utils.dataset.leaf.source import check_name, check_split, fingerprint, json_files, read_split
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastfl.utils.dataset.leaf.errors import LeafFormatError
+from fastfl.errors import LeafFormatError
 from fastfl.utils.dataset.leaf.source import RawUser
 
 Arrays = dict[str, np.ndarray]

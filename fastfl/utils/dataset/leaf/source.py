@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastfl.utils.dataset.leaf.errors import LeafDataMissingError, LeafFormatError
+from fastfl.errors import LeafDataMissingError, LeafFormatError
 
 NAMES = ("femnist", "shakespeare", "sent140", "celeba", "reddit", "synthetic")
 SPLITS = ("train", "test")

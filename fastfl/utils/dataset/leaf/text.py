@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastfl.utils.dataset.leaf.errors import LeafFormatError
+from fastfl.errors import LeafFormatError
 from fastfl.utils.dataset.leaf.kinds import Arrays, Kind, Options, concat, int_labels
 from fastfl.utils.dataset.leaf.source import RawUser
 
