@@ -1,6 +1,7 @@
 """Standalone FedAvg rounds (GEMM-bound and overhead-bound) and the server's memory in a round.
 
-Compared in one run: fastfl (SubsetSerialTrainer + SyncParameterServerHandler), FedLab 1.2.1's
+Compared in one run: fastfl (SubsetSerialTrainer + SyncParameterServerHandler, one client at a
+time and, as "fastfl-vmap", with `batch_clients=256`: clients trained together), FedLab 1.2.1's
 loop (the real `fedlab` SubsetSerialTrainer and Aggregators when installed, else the same
 algorithm: a DataLoader per client, serialize by cat, stacked aggregation) and the compute floor
 (the same forward/backward/step on pre-batched tensors, no FL around it).
@@ -58,12 +59,12 @@ def _setup(case: str):
     return TensorDataset(x, y), slices, args, per_round, hidden
 
 
-def _fastfl_round(data, slices, args, per_round, hidden):
+def _fastfl_round(data, slices, args, per_round, hidden, batch_clients=None):
     torch.manual_seed(0)
     model = _mlp(hidden)
     handler = SyncParameterServerHandler(model, 10**6, per_round / len(slices), seed=0)
     handler.client_num_in_total = len(slices)
-    trainer = SubsetSerialTrainer(_mlp(hidden), data, slices, args=args, seed=0)
+    trainer = SubsetSerialTrainer(_mlp(hidden), data, slices, args=args, seed=0, batch_clients=batch_clients)
 
     def round_():
         ids = handler.sample_clients()
@@ -117,7 +118,16 @@ def _floor_round(data, slices, args, per_round, hidden):
     return round_
 
 
-IMPLS = {"fastfl": _fastfl_round, "fedlab-1.2.1": _fedlab_round, "floor": _floor_round}
+def _fastfl_vmap_round(data, slices, args, per_round, hidden):
+    return _fastfl_round(data, slices, args, per_round, hidden, batch_clients=256)
+
+
+IMPLS = {
+    "fastfl": _fastfl_round,
+    "fastfl-vmap": _fastfl_vmap_round,
+    "fedlab-1.2.1": _fedlab_round,
+    "floor": _floor_round,
+}
 
 
 def _params(case: str):
@@ -139,6 +149,8 @@ def bench_standalone_round(benchmark, case, impl):
     benchmark.group = f"round-{case}"
     model = benchmark.pedantic(round_, rounds=3 if case in SLOW else 1, iterations=1)
     benchmark.extra_info["clients_per_round"] = per_round
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["clients_per_s"] = round(per_round / benchmark.stats.stats.min, 1)
     benchmark.extra_info["model_bytes"] = sum(p.numel() * 4 for p in model.parameters())
     flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     assert torch.isfinite(flat).all()

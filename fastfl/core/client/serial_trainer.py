@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
 from fastfl import ops
 from fastfl.core._updates import make_uplink
 from fastfl.core.client import SERIAL_TRAINER
 from fastfl.core.client._batches import SubsetBatches, as_index_tensor
+from fastfl.core.client._vectorized import VectorizedSGD
 from fastfl.core.model_maintainer import ModelMaintainer, read_params, write_params_
 
 __all__ = ["SerialTrainer", "SubsetSerialTrainer"]
@@ -178,6 +180,11 @@ class SubsetSerialTrainer(SerialTrainer):
         id_offset: global id of local client 0 (only used to derive per-client seeds).
         aggregate: see `SerialTrainer`.
         report_samples: see `SerialTrainer`.
+        batch_clients: train up to this many clients at once as one vmapped computation (clients
+            grouped by sample count, so equal batch shapes; results equal the one-at-a-time path
+            up to float rounding). None (default): one client at a time. Needs a `TensorDataset`
+            of (inputs, labels) and a model whose forward runs under `torch.func.vmap`; otherwise
+            the trainer logs why and trains one client at a time.
     """
 
     def __init__(
@@ -193,10 +200,21 @@ class SubsetSerialTrainer(SerialTrainer):
         id_offset: int = 0,
         aggregate: bool = False,
         report_samples: bool = True,
+        batch_clients: int | None = None,
     ):
         super().__init__(
             model, len(data_slices), cuda, logger, aggregate=aggregate, report_samples=report_samples
         )
+        if batch_clients is not None:
+            if isinstance(batch_clients, bool) or not isinstance(batch_clients, numbers.Integral):
+                raise TypeError(
+                    f"batch_clients must be None (one client at a time) or an int >= 1, got {batch_clients!r}"
+                )
+            if batch_clients < 1:
+                raise ValueError(f"batch_clients must be an int >= 1 (or None), got {batch_clients!r}")
+        self.batch_clients = None if batch_clients is None else int(batch_clients)
+        self._vectorized: VectorizedSGD | None = None
+        self._fallback_reason: str | None = None
         self.dataset = dataset
         self.data_slices = data_slices
         self.args = {"epochs": 5, "batch_size": 100, "lr": 0.1, **(args or {})}
@@ -227,13 +245,9 @@ class SubsetSerialTrainer(SerialTrainer):
         return torch.Generator().manual_seed(key % (2**63))
 
     def _get_dataloader(self, client_id: int) -> SubsetBatches:
-        if client_id not in self._indices:
-            self._indices[client_id] = as_index_tensor(
-                self.data_slices[client_id], f"data_slices[{client_id}]"
-            )
         return SubsetBatches(
             self.dataset,
-            self._indices[client_id],
+            self._get_indices(client_id),
             int(self.args["batch_size"]),
             shuffle=bool(self.args.get("shuffle", True)),
             generator=self._client_generator(client_id),
@@ -256,3 +270,90 @@ class SubsetSerialTrainer(SerialTrainer):
                 loss_sum += loss.detach().to("cpu", non_blocking=True)
                 steps += 1
         self.losses.append(float(loss_sum) / steps if steps else float("nan"))
+
+    def _vectorize_reason(self, ids: list[int]) -> str | None:
+        """Why the clients in `ids` cannot be trained vmapped (None: they can)."""
+        data = self.dataset
+        if not isinstance(data, TensorDataset) or len(data.tensors) != 2:
+            return "the dataset is not a TensorDataset of (inputs, labels)"
+        if self._fallback_reason is not None:
+            return self._fallback_reason
+        if self._vectorized is None:
+            self._model.train()
+            self._vectorized = VectorizedSGD(self._model)
+            sample = next((self._get_indices(i) for i in ids if len(self._get_indices(i))), None)
+            if sample is not None:
+                sample = sample[: int(self.args["batch_size"])]
+                x, y = data.tensors[0][sample], data.tensors[1][sample]
+                if self.cuda:
+                    x, y = x.to(self.gpu), y.to(self.gpu)
+                reason = self._vectorized.supports(x, y)
+                if reason is not None:
+                    self._fallback_reason = f"the model's forward cannot run under vmap ({reason})"
+                    self._vectorized = None
+                    return self._fallback_reason
+        return None
+
+    def _get_indices(self, client_id: int) -> Tensor:
+        if client_id not in self._indices:
+            self._indices[client_id] = as_index_tensor(
+                self.data_slices[client_id], f"data_slices[{client_id}]"
+            )
+        return self._indices[client_id]
+
+    def local_process(self, id_list: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
+        """Train the clients in `id_list` from ``payload[0]``, vmapped in groups with `batch_clients`.
+
+        Returns:
+            The list of trained parameter vectors (or the one weighted mean with `aggregate`).
+        """
+        if self.batch_clients is None:
+            return super().local_process(id_list, payload)
+        ids = [int(i) for i in id_list]
+        for i in ids:
+            if not 0 <= i < self.client_num:
+                raise ValueError(f"client id {i} is out of range for this trainer (0..{self.client_num - 1})")
+        reason = self._vectorize_reason(ids)
+        if reason is not None:
+            self._logger.warning(f"batch_clients: training one client at a time because {reason}")
+            return super().local_process(ids, payload)
+        self._logger.info(f"Local training (vmapped, up to {self.batch_clients} at once) of clients: {ids}")
+        return self._vectorized_process(ids, payload[0])
+
+    def _vectorized_process(self, ids: list[int], model_parameters: Tensor) -> list[Tensor]:
+        epochs = int(self.args["epochs"])
+        orders = []  # drawn in id order, as the one-at-a-time path draws them
+        for idx in ids:
+            loader = self._get_dataloader(idx)
+            orders.append([loader._order() for _ in range(epochs)])
+        counts = [len(self._indices[idx]) for idx in ids]
+        groups: dict[int, list[int]] = {}
+        for k, n in enumerate(counts):
+            groups.setdefault(n, []).append(k)
+        numel, flat = model_parameters.numel(), model_parameters.reshape(-1)
+        rows = self._row_buffer(1 if self.aggregate else len(ids), numel)
+        acc = torch.zeros(numel, dtype=torch.float32) if self.aggregate else None
+        losses = torch.empty(len(ids))
+        inputs, labels = self.dataset.tensors
+        for n, members in groups.items():
+            for start in range(0, len(members), self.batch_clients):
+                chunk = members[start : start + self.batch_clients]
+                out = torch.empty(len(chunk), numel, dtype=rows.dtype, device=flat.device)
+                chunk_orders = [orders[k] for k in chunk]
+                lr, bs = float(self.args["lr"]), int(self.args["batch_size"])
+                chunk_loss = self._vectorized.train(flat, inputs, labels, chunk_orders, bs, lr, out)
+                positions = torch.tensor(chunk)
+                losses[positions] = chunk_loss
+                if acc is not None:
+                    acc.add_(out.to(torch.float32).sum(0), alpha=float(n))
+                else:
+                    rows.index_copy_(0, positions, out)
+        if acc is not None:
+            total = float(sum(counts))
+            rows[0].copy_(acc.mul_(1.0 / total) if total > 0 else acc)
+            self.param_list = [rows[0]]
+        else:
+            self.param_list = [rows[k] for k in range(len(ids))]
+        self.sample_counts = counts
+        self.losses = losses.tolist()
+        return self.param_list

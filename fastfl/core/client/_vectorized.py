@@ -1,0 +1,120 @@
+"""Many clients' plain-SGD training as one vmapped computation over stacked parameters.
+
+Used by `SubsetSerialTrainer(batch_clients=N)`. Every client of a group has the same number of
+samples, so all take batches of the same shapes at the same step: the group trains as one model
+whose parameters carry a leading client dimension [C, ...] (torch.func: functional_call, grad,
+vmap). Clients with different sample counts go into different groups; no padding or masking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, vmap
+
+__all__ = ["VectorizedSGD"]
+
+
+class VectorizedSGD:
+    """Plain SGD with cross-entropy for C clients at once, all starting from the same parameters.
+
+    Only trainable parameters are stacked and updated; buffers and frozen parameters are shared
+    (read-only). A model whose forward cannot run under vmap (BatchNorm in train mode, Dropout,
+    in-place writes to buffers) is reported by `supports` and must be trained one client at a time.
+
+    Args:
+        model: the model (its structure and non-trainable tensors are used, its values are not).
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.names = [n for n, p in model.named_parameters()]
+        self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        self._step: Callable | None = None
+
+    def _fixed(self) -> dict[str, Tensor]:
+        fixed = {n: p.detach() for n, p in self.model.named_parameters() if not p.requires_grad}
+        fixed.update(dict(self.model.named_buffers()))
+        return fixed
+
+    def _loss_grad(self) -> Callable:
+        if self._step is None:
+            model = self.model
+
+            def loss(params: dict[str, Tensor], fixed: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+                out = functional_call(model, {**fixed, **params}, (x,))
+                return nn.functional.cross_entropy(out, y)
+
+            self._step = vmap(grad_and_value(loss), in_dims=(0, None, 0, 0))
+        return self._step
+
+    def supports(self, x: Tensor, y: Tensor) -> str | None:
+        """Try one vmapped step on a sample batch; return None if it runs, else the reason."""
+        params = {n: p.detach()[None].clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        try:
+            self._loss_grad()(params, self._fixed(), x[None], y[None])
+        except (RuntimeError, TypeError, ValueError) as err:  # vmap/functional_call refused the model
+            return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        return None
+
+    def train(
+        self,
+        flat: Tensor,
+        inputs: Tensor,
+        labels: Tensor,
+        orders: list[list[Tensor]],
+        batch_size: int,
+        lr: float,
+        out: Tensor,
+    ) -> Tensor:
+        """Train C clients from the flat global parameters; write their flat parameters into `out`.
+
+        Args:
+            flat: the global parameters, flattened in `model.parameters()` order.
+            inputs: the data set's inputs (indexed by `orders`).
+            labels: the data set's labels.
+            orders: per client, per epoch, its sample indices in visiting order (all of one length).
+            batch_size: samples per batch (the last batch of an epoch may be smaller).
+            lr: the SGD learning rate.
+            out: [C, numel] destination.
+
+        Returns:
+            The per-client mean loss over all steps ([C]; NaN when there are no steps).
+        """
+        clients, epochs = len(orders), len(orders[0]) if orders else 0
+        params, offset = {}, 0
+        shapes = dict(self.model.named_parameters())
+        views: dict[str, tuple[int, int]] = {}
+        for name in self.names:
+            n = shapes[name].numel()
+            views[name] = (offset, n)
+            if name in self.trainable:
+                value = flat[offset : offset + n].view_as(shapes[name])
+                value = value.to(device=shapes[name].device, dtype=shapes[name].dtype)
+                params[name] = value.expand(clients, *value.shape).clone()
+            offset += n
+        fixed = {**self._fixed()}
+        step = self._loss_grad()
+        device = next(iter(params.values())).device if params else inputs.device
+        loss_sum, steps = torch.zeros(clients, device=device), 0
+        for epoch in range(epochs):
+            idx = torch.stack([orders[c][epoch] for c in range(clients)])
+            xs = inputs[idx].to(device)
+            ys = labels[idx].to(device)
+            for start in range(0, idx.shape[1], batch_size):
+                grads, loss = step(
+                    params, fixed, xs[:, start : start + batch_size], ys[:, start : start + batch_size]
+                )
+                torch._foreach_add_(list(params.values()), [grads[n] for n in params], alpha=-lr)
+                loss_sum += loss.detach()
+                steps += 1
+        for name in self.names:
+            start, n = views[name]
+            dest = out[:, start : start + n]
+            if name in params:
+                dest.copy_(params[name].reshape(clients, n))
+            else:
+                dest.copy_(flat[start : start + n].expand(clients, n))
+        return loss_sum.cpu() / steps if steps else torch.full((clients,), float("nan"))
