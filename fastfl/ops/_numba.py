@@ -20,6 +20,14 @@ import torch
 from torch import Tensor
 
 from fastfl.dtypes import CODES, FLOAT_DTYPES, HALF_DTYPES
+
+try:  # before the kernel modules, so that a missing numba gives this message
+    import numba  # noqa: F401
+except ImportError as err:
+    raise ImportError(
+        f"the numba backend needs the numba package ({err}); install it with `pip install numba`"
+    ) from err
+
 from fastfl.ops import _numba_convert as cv
 from fastfl.ops import _numba_jit as jit
 from fastfl.ops import _numba_kernels as k

@@ -1,7 +1,4 @@
-"""numba plumbing for the numba backend: compile options, threads, dtype codes and intrinsics.
-
-Importing this module raises ImportError (naming numba) when numba is not installed.
-"""
+"""numba plumbing for the numba backend: compile options, threads, dtype codes and intrinsics."""
 
 from __future__ import annotations
 
@@ -11,17 +8,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-try:
-    import numba
-    import numpy as np
-    from llvmlite import ir
-    from numba import types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-except ImportError as err:  # pragma: no cover - exercised only without numba
-    raise ImportError(
-        f"the numba backend needs the numba package ({err}); install it with `pip install numba`"
-    ) from err
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from fastfl.dtypes import DType
 from fastfl.errors import KernelArgumentError
