@@ -31,8 +31,9 @@ test: $(STAMP)
 	FASTFL_REQUIRE_NATIVE=1 $(PYTEST) -m "not slow"
 	$(MAKE) --no-print-directory test-backends
 
-# Only the code that calls kernels; the data-set code does not depend on the backend.
-BACKEND_TESTS := tests/ops tests/utils --ignore=tests/utils/dataset
+# Only the code that calls kernels: the data-set code does not depend on the backend, and the
+# fallback tests set their own environment.
+BACKEND_TESTS := tests/ops tests/utils --ignore=tests/utils/dataset --ignore=tests/ops/test_fallback.py
 test-backends: $(STAMP)
 	FASTFL_BACKEND=numba $(PYTEST) -m "not slow" $(BACKEND_TESTS)
 	FASTFL_BACKEND=torch $(PYTEST) -m "not slow" $(BACKEND_TESTS)
