@@ -78,26 +78,24 @@ class VectorizedSGD:
             orders: per client, per epoch, its sample indices in visiting order (all of one length).
             batch_size: samples per batch (the last batch of an epoch may be smaller).
             lr: the SGD learning rate.
-            out: [C, numel] destination.
+            out: [C, numel] destination (rows contiguous), also the working storage.
 
         Returns:
             The per-client mean loss over all steps ([C]; NaN when there are no steps).
         """
         clients, epochs = len(orders), len(orders[0]) if orders else 0
-        params, offset = {}, 0
         shapes = dict(self.model.named_parameters())
-        views: dict[str, tuple[int, int]] = {}
-        for name in self.names:
+        device = next(iter(shapes.values())).device if shapes else out.device
+        work = out if out.device == device else torch.empty_like(out, device=device)
+        work.copy_(flat.reshape(1, -1).expand(clients, -1))  # every client starts from `flat`
+        params, offset = {}, 0
+        for name in self.names:  # trainable parameters are views of the client rows: no copy back
             n = shapes[name].numel()
-            views[name] = (offset, n)
             if name in self.trainable:
-                value = flat[offset : offset + n].view_as(shapes[name])
-                value = value.to(device=shapes[name].device, dtype=shapes[name].dtype)
-                params[name] = value.expand(clients, *value.shape).clone()
+                params[name] = work[:, offset : offset + n].view(clients, *shapes[name].shape)
             offset += n
         fixed = {**self._fixed()}
         step = self._loss_grad()
-        device = next(iter(params.values())).device if params else inputs.device
         loss_sum, steps = torch.zeros(clients, device=device), 0
         for epoch in range(epochs):
             idx = torch.stack([orders[c][epoch] for c in range(clients)])
@@ -110,11 +108,6 @@ class VectorizedSGD:
                 torch._foreach_add_(list(params.values()), [grads[n] for n in params], alpha=-lr)
                 loss_sum += loss.detach()
                 steps += 1
-        for name in self.names:
-            start, n = views[name]
-            dest = out[:, start : start + n]
-            if name in params:
-                dest.copy_(params[name].reshape(clients, n))
-            else:
-                dest.copy_(flat[start : start + n].expand(clients, n))
+        if work is not out:
+            out.copy_(work)
         return loss_sum.cpu() / steps if steps else torch.full((clients,), float("nan"))

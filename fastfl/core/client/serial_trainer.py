@@ -335,18 +335,27 @@ class SubsetSerialTrainer(SerialTrainer):
         acc = torch.zeros(numel, dtype=torch.float32) if self.aggregate else None
         losses = torch.empty(len(ids))
         inputs, labels = self.dataset.tensors
+        lr, bs = float(self.args["lr"]), int(self.args["batch_size"])
+        scratch = torch.empty(0, dtype=rows.dtype)
         for n, members in groups.items():
             for start in range(0, len(members), self.batch_clients):
                 chunk = members[start : start + self.batch_clients]
-                out = torch.empty(len(chunk), numel, dtype=rows.dtype, device=flat.device)
-                chunk_orders = [orders[k] for k in chunk]
-                lr, bs = float(self.args["lr"]), int(self.args["batch_size"])
-                chunk_loss = self._vectorized.train(flat, inputs, labels, chunk_orders, bs, lr, out)
+                first, size = chunk[0], len(chunk)
+                in_place = acc is None and chunk == list(range(first, first + size))
+                if in_place:  # the chunk's rows are consecutive: train straight in the uplink rows
+                    out = rows[first : first + size]
+                else:
+                    if scratch.numel() < size * numel:
+                        scratch = torch.empty(size * numel, dtype=rows.dtype)
+                    out = scratch[: size * numel].view(size, numel)
+                chunk_loss = self._vectorized.train(
+                    flat, inputs, labels, [orders[k] for k in chunk], bs, lr, out
+                )
                 positions = torch.tensor(chunk)
                 losses[positions] = chunk_loss
                 if acc is not None:
                     acc.add_(out.to(torch.float32).sum(0), alpha=float(n))
-                else:
+                elif not in_place:
                     rows.index_copy_(0, positions, out)
         if acc is not None:
             total = float(sum(counts))
