@@ -4,6 +4,7 @@ Runs in a few seconds on scikit-learn's bundled digits (``--data synthetic`` or 
 for the others). Prints one line per round and writes runs/standalone_fedavg.{csv,json,png}.
 
     python examples/standalone_fedavg.py --rounds 10
+    python examples/standalone_fedavg.py --rounds 10 --batch-clients 100   # clients trained together
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sample-ratio", type=float, default=0.1, help="fraction of clients per round")
     parser.add_argument("--uniform", action="store_true", help="FedLab's uniform FedAvg (default: weighted)")
     parser.add_argument("--save", default=None, help="save the final flat global model here")
+    parser.add_argument(
+        "--batch-clients",
+        type=int,
+        default=None,
+        help="train up to this many clients at once (vmapped; default: one at a time)",
+    )
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else "runs/standalone_fedavg"
 
@@ -45,6 +52,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         iid_slices(len(train), args.clients, seed=args.seed),
         args={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr},
         seed=args.seed,
+        batch_clients=args.batch_clients,
     )
     reporter = RoundReporter(args.rounds, out=out, title=f"standalone FedAvg on {args.data}")
     while not handler.if_stop:
