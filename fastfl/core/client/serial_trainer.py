@@ -215,6 +215,7 @@ class SubsetSerialTrainer(SerialTrainer):
         self.batch_clients = None if batch_clients is None else int(batch_clients)
         self._vectorized: VectorizedSGD | None = None
         self._fallback_reason: str | None = None
+        self._fallback_logged = False
         self.dataset = dataset
         self.data_slices = data_slices
         self.args = {"epochs": 5, "batch_size": 100, "lr": 0.1, **(args or {})}
@@ -315,7 +316,9 @@ class SubsetSerialTrainer(SerialTrainer):
                 raise ValueError(f"client id {i} is out of range for this trainer (0..{self.client_num - 1})")
         reason = self._vectorize_reason(ids)
         if reason is not None:
-            self._logger.warning(f"batch_clients: training one client at a time because {reason}")
+            log = self._logger.debug if self._fallback_logged else self._logger.warning
+            log(f"batch_clients: training one client at a time because {reason}")
+            self._fallback_logged = True
             return super().local_process(ids, payload)
         self._logger.info(f"Local training (vmapped, up to {self.batch_clients} at once) of clients: {ids}")
         return self._vectorized_process(ids, payload[0])

@@ -145,8 +145,11 @@ def test_non_tensor_dataset_falls_back(caplog):
     model = _model()
     _, rows_seq, _ = _run(model, None, [0, 1], data=_ListDataset(_data()))
     with caplog.at_level(logging.WARNING, logger="fastfl.client"):
-        _, rows_vec, _ = _run(model, 4, [0, 1], data=_ListDataset(_data()))
+        vec, rows_vec, flat = _run(model, 4, [0, 1], data=_ListDataset(_data()))
+        rows_vec = [r.clone() for r in rows_vec]
+        vec.local_process([0, 1], [flat])
     assert "not a TensorDataset" in caplog.text
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1  # warned once
     for a, b in zip(rows_seq, rows_vec, strict=True):
         assert torch.equal(a, b)
 
