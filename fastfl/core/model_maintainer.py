@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from fastfl.errors import DeviceUnavailableError
 from fastfl.utils.serialization import SerializationTool
 
-__all__ = ["ModelMaintainer", "read_params", "write_params_"]
+__all__ = ["ModelMaintainer", "bind_flat_", "read_params", "write_params_"]
 
 
 def read_params(model: nn.Module, *, out: Tensor | None = None) -> Tensor:
@@ -77,3 +77,24 @@ class ModelMaintainer:
     def num_params(self) -> int:
         """The total number of parameter elements (the length of `model_parameters`)."""
         return sum(p.numel() for p in self._model.parameters())
+
+
+def bind_flat_(model: nn.Module) -> Tensor | None:
+    """Re-point the model's parameters at views of one new flat buffer (values kept); return it.
+
+    Loading and reading the parameters then take one copy each. Returns None (and changes
+    nothing) when the parameters differ in dtype or device, or there are none.
+    """
+    params = list(model.parameters())
+    if not params or len({(p.dtype, p.device) for p in params}) != 1:
+        return None
+    flat = torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            view = flat[offset : offset + n].view_as(p)
+            view.copy_(p.data)
+            p.data = view
+            offset += n
+    return flat

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-__all__ = ["VectorizedSGD"]
+__all__ = ["VectorizedSGD", "train_clients"]
 
 
 class VectorizedSGD:
@@ -111,3 +111,53 @@ class VectorizedSGD:
         if work is not out:
             out.copy_(work)
         return loss_sum.cpu() / steps if steps else torch.full((clients,), float("nan"))
+
+
+def train_clients(
+    vsgd: VectorizedSGD,
+    flat: Tensor,
+    data: tuple[Tensor, Tensor],
+    orders: list[list[Tensor]],
+    counts: list[int],
+    rows: Tensor,
+    *,
+    batch_size: int,
+    lr: float,
+    chunk: int,
+    aggregate: bool,
+) -> Tensor:
+    """Train clients from `flat`, grouped by sample count and vmapped `chunk` at a time.
+
+    Client k's trained vector goes to ``rows[k]``, or, with `aggregate`, the sample-weighted mean
+    of all of them goes to ``rows[0]``. Returns each client's mean training loss.
+    """
+    groups: dict[int, list[int]] = {}
+    for k, n in enumerate(counts):
+        groups.setdefault(n, []).append(k)
+    numel = flat.numel()
+    acc = torch.zeros(numel, dtype=torch.float32) if aggregate else None
+    losses = torch.empty(len(counts))
+    inputs, labels = data
+    scratch = torch.empty(0, dtype=rows.dtype)
+    for n, members in groups.items():
+        for start in range(0, len(members), chunk):
+            part = members[start : start + chunk]
+            first, size = part[0], len(part)
+            in_place = acc is None and part == list(range(first, first + size))
+            if in_place:  # the rows are consecutive: train straight in the uplink rows
+                out = rows[first : first + size]
+            else:
+                if scratch.numel() < size * numel:
+                    scratch = torch.empty(size * numel, dtype=rows.dtype)
+                out = scratch[: size * numel].view(size, numel)
+            part_loss = vsgd.train(flat, inputs, labels, [orders[k] for k in part], batch_size, lr, out)
+            positions = torch.tensor(part)
+            losses[positions] = part_loss
+            if acc is not None:
+                acc.add_(out.to(torch.float32).sum(0), alpha=float(n))
+            elif not in_place:
+                rows.index_copy_(0, positions, out)
+    if acc is not None:
+        total = float(sum(counts))
+        rows[0].copy_(acc.mul_(1.0 / total) if total > 0 else acc)
+    return losses

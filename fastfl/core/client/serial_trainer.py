@@ -15,31 +15,10 @@ from fastfl import ops
 from fastfl.core._updates import make_uplink
 from fastfl.core.client import SERIAL_TRAINER
 from fastfl.core.client._batches import SubsetBatches, as_index_tensor
-from fastfl.core.client._vectorized import VectorizedSGD
-from fastfl.core.model_maintainer import ModelMaintainer, read_params, write_params_
+from fastfl.core.client._vectorized import VectorizedSGD, train_clients
+from fastfl.core.model_maintainer import ModelMaintainer, bind_flat_, read_params, write_params_
 
 __all__ = ["SerialTrainer", "SubsetSerialTrainer"]
-
-
-def bind_flat_(model: nn.Module) -> Tensor | None:
-    """Re-point the model's parameters at views of one new flat buffer (values kept); return it.
-
-    Loading and reading the parameters then take one copy each. Returns None (and changes
-    nothing) when the parameters differ in dtype or device, or there are none.
-    """
-    params = list(model.parameters())
-    if not params or len({(p.dtype, p.device) for p in params}) != 1:
-        return None
-    flat = torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
-    offset = 0
-    with torch.no_grad():
-        for p in params:
-            n = p.numel()
-            view = flat[offset : offset + n].view_as(p)
-            view.copy_(p.data)
-            p.data = view
-            offset += n
-    return flat
 
 
 class SerialTrainer(ModelMaintainer):
@@ -330,42 +309,20 @@ class SubsetSerialTrainer(SerialTrainer):
             loader = self._get_dataloader(idx)
             orders.append([loader._order() for _ in range(epochs)])
         counts = [len(self._indices[idx]) for idx in ids]
-        groups: dict[int, list[int]] = {}
-        for k, n in enumerate(counts):
-            groups.setdefault(n, []).append(k)
-        numel, flat = model_parameters.numel(), model_parameters.reshape(-1)
-        rows = self._row_buffer(1 if self.aggregate else len(ids), numel)
-        acc = torch.zeros(numel, dtype=torch.float32) if self.aggregate else None
-        losses = torch.empty(len(ids))
-        inputs, labels = self.dataset.tensors
-        lr, bs = float(self.args["lr"]), int(self.args["batch_size"])
-        scratch = torch.empty(0, dtype=rows.dtype)
-        for n, members in groups.items():
-            for start in range(0, len(members), self.batch_clients):
-                chunk = members[start : start + self.batch_clients]
-                first, size = chunk[0], len(chunk)
-                in_place = acc is None and chunk == list(range(first, first + size))
-                if in_place:  # the chunk's rows are consecutive: train straight in the uplink rows
-                    out = rows[first : first + size]
-                else:
-                    if scratch.numel() < size * numel:
-                        scratch = torch.empty(size * numel, dtype=rows.dtype)
-                    out = scratch[: size * numel].view(size, numel)
-                chunk_loss = self._vectorized.train(
-                    flat, inputs, labels, [orders[k] for k in chunk], bs, lr, out
-                )
-                positions = torch.tensor(chunk)
-                losses[positions] = chunk_loss
-                if acc is not None:
-                    acc.add_(out.to(torch.float32).sum(0), alpha=float(n))
-                elif not in_place:
-                    rows.index_copy_(0, positions, out)
-        if acc is not None:
-            total = float(sum(counts))
-            rows[0].copy_(acc.mul_(1.0 / total) if total > 0 else acc)
-            self.param_list = [rows[0]]
-        else:
-            self.param_list = [rows[k] for k in range(len(ids))]
+        rows = self._row_buffer(1 if self.aggregate else len(ids), model_parameters.numel())
+        losses = train_clients(
+            self._vectorized,
+            model_parameters.reshape(-1),
+            self.dataset.tensors,
+            orders,
+            counts,
+            rows,
+            batch_size=int(self.args["batch_size"]),
+            lr=float(self.args["lr"]),
+            chunk=self.batch_clients,
+            aggregate=self.aggregate,
+        )
+        self.param_list = [rows[0]] if self.aggregate else [rows[k] for k in range(len(ids))]
         self.sample_counts = counts
         self.losses = losses.tolist()
         return self.param_list
