@@ -57,7 +57,7 @@ def copy_small(buf: Tensor, srcs: list[Tensor], offsets: list[int], dtypes: list
 def write_header(frame: Tensor, raw: bytes) -> None:
     """Write header bytes at the start of a frame (through numpy on the CPU: no tensor ops)."""
     if frame.device.type == "cpu":
-        frame.numpy()[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        memoryview(frame.numpy())[: len(raw)] = raw
     else:
         frame[: len(raw)].copy_(as_bytes(raw))
 

@@ -109,6 +109,7 @@ class Package:
         self._end = 0
         self._dims = 0
         self._table: bytes | None = None
+        self._framed: tuple[int, ...] | None = None  # what the header in an inline frame says
 
     def __del__(self) -> None:
         buf = getattr(self, "_buf", None)
@@ -190,7 +191,7 @@ class Package:
         self._offsets += offsets
         self._end = end
         self._dims += sum(len(s) for s in shapes)
-        self._table = None
+        self._table = self._framed = None
         for t in srcs:
             self.slices += [t.numel(), t.dim(), *t.shape]
         self.set_header_field(HEADER_SLICE_SIZE_IDX, len(self.slices))
@@ -305,6 +306,9 @@ class Package:
         A body that fits in the 8 KiB frame is sent in place from the package buffer, header room
         included, so a small package costs one transfer and no copy.
         """
+        key = (sender, receiver, self.message_code, len(self._shapes), self._end, self._dims)
+        if key == self._framed and self._table is not None:
+            return [self._buf]  # resent unchanged: the frame already holds this header and table
         head = self.wire_header(sender, receiver)
         raw = wire.encode_header(head)
         if head.inline:
@@ -312,6 +316,7 @@ class Package:
                 self._buf = zero_frame(torch.device("cpu"))
             self._write_table()
             write_header(self._buf, raw)
+            self._framed = key
             return [self._buf]
         body = self.body()
         frame = zero_frame(body.device)

@@ -138,8 +138,7 @@ class PackageProcessor:
             frame = empty_bytes(wire.FRAME_BYTES, group.device)
             source = transport.recv(frame, src, self.timeout, "receiving a package header")
             host = frame[: wire.HEADER_BYTES].cpu().numpy()
-        raw = host[: wire.HEADER_BYTES].tobytes()
-        head = wire.decode_header(raw, max_message_bytes=self.max_message_bytes)
+        head = wire.decode_header(host, max_message_bytes=self.max_message_bytes)
         if head.sender != source or head.receiver != group.rank:
             raise WireFormatError(
                 f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "

@@ -51,11 +51,12 @@ def _group_key() -> int:
 
 
 class Group(NamedTuple):
-    """This process's rank, the world size, and the device packages travel on."""
+    """This process's rank, the world size, the device packages travel on, and the process group."""
 
     rank: int
     world_size: int
     device: torch.device
+    pg: dist.ProcessGroup | None = None
 
 
 def check_usable() -> Group:
@@ -76,7 +77,7 @@ def check_usable() -> Group:
     nccl = dist.get_backend() == "nccl"
     device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     _groups.clear()
-    _groups[key] = Group(dist.get_rank(), dist.get_world_size(), device)
+    _groups[key] = Group(dist.get_rank(), dist.get_world_size(), device, dist.group.WORLD)
     return _groups[key]
 
 
@@ -92,8 +93,9 @@ def send(tensors: Sequence[Tensor], dst: int, timeout: float, what: str) -> None
 
     The caller has checked the group with `check_usable()`.
     """
+    pg = _pg()
     try:
-        works = [dist.isend(t, dst) for t in tensors]
+        works = [pg.send([t], dst, 0) for t in tensors]
     except RuntimeError as err:
         raise _translate(err, what, dst, timeout) from err
     for work in works:
@@ -105,12 +107,19 @@ def recv(buf: Tensor, src: int | None, timeout: float, what: str) -> int:
 
     The caller has checked the group with `check_usable()`.
     """
+    pg = _pg()
     try:
-        work = dist.irecv(buf, src=src)
+        work = pg.recv_anysource([buf], 0) if src is None else pg.recv([buf], src, 0)
     except RuntimeError as err:
         raise _translate(err, what, src, timeout) from err
     wait(work, timeout, what, src)
     return src if src is not None else int(work._source_rank())
+
+
+def _pg() -> dist.ProcessGroup:
+    """The default process group, called directly: torch's isend/irecv wrappers only re-check it."""
+    group = _groups.get(_group_key())
+    return group.pg if group is not None and group.pg is not None else dist.group.WORLD
 
 
 def wait(work: dist.Work, timeout: float, what: str, peer: int | None) -> None:
