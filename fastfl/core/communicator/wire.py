@@ -222,7 +222,9 @@ def unpack_trusted(
     if host is None:
         host, start = _host_bytes(body, start, base + head.body_bytes), 0
     elif body.device.type == "cpu":
-        return _views_of_host(host, base, _parse_table(host, start, head), restore_dtypes)
+        table = host[start : start + head.table_bytes].tobytes()
+        entries = _parse_small_table(table, head.count, head.dims_total, head.payload_bytes)
+        return _views_of_host(host, base, entries, restore_dtypes)
     entries = _parse_table(host, start, head)
     out = []
     typed: dict[int, tuple[Tensor, int]] = {}
@@ -271,6 +273,19 @@ def _host_bytes(buf: Tensor, start: int, stop: int) -> bytes:
     if buf.device.type == "cpu":
         return buf.numpy()[start:stop].tobytes()
     return buf[start:stop].cpu().numpy().tobytes()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_small_table(
+    table: bytes, count: int, dims_total: int, payload_bytes: int
+) -> list[tuple[int, int, tuple[int, ...], int]]:
+    """`_parse_table` of an inline table (at most 8 KiB), remembered.
+
+    A peer sends the same shapes message after message, and the result depends only on these
+    arguments; the checks still run for every new table, and errors are never cached.
+    """
+    head = Header(0, 0, 0, count, payload_bytes, len(table), 0, dims_total, True)
+    return _parse_table(table, 0, head)
 
 
 def _parse_table(
