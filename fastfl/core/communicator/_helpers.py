@@ -28,8 +28,14 @@ def message_code_value(message_code: MessageCode | int | None) -> int:
     )
 
 
+_CODES: dict[int, MessageCode] = {int(m.value): m for m in MessageCode}
+
+
 def to_message_code(code: int, sender: int) -> MessageCode:
     """Return the MessageCode of a received integer, or raise WireFormatError naming the sender."""
+    found = _CODES.get(code)
+    if found is not None:
+        return found
     try:
         return MessageCode(code)
     except ValueError:

@@ -9,6 +9,7 @@ where torch does not expose it, nothing is reused.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -64,6 +65,44 @@ class BodyBuffers:
         if self.reuse and nbytes >= MIN_REUSE:
             self._spares = [buf, *self._spares][: self.slots]
         return buf[:nbytes]  # a view, so that holding it counts as a use of the storage
+
+
+class FrameRing:
+    """Receive frames for small packages on the CPU, reused once nothing references them.
+
+    Inline tensors are numpy views of the frame's array, so the array's reference count tells
+    whether any of them (or anything derived from them) is still alive.
+
+    Args:
+        nbytes: the frame size.
+        slots: how many frames to keep.
+    """
+
+    def __init__(self, nbytes: int, slots: int = 2) -> None:
+        self.nbytes = nbytes
+        self.slots = slots
+        self._frames: list[tuple[np.ndarray, Tensor]] = []
+        self._baseline = self._free_count()
+
+    def _free_count(self) -> int:
+        probe = self._new()
+        self._frames.append(probe)
+        count = sys.getrefcount(probe[0])
+        self._frames.clear()
+        return count
+
+    def _new(self) -> tuple[np.ndarray, Tensor]:
+        host = np.empty(self.nbytes, np.uint8)
+        return host, torch.from_numpy(host)
+
+    def take(self) -> tuple[np.ndarray, Tensor]:
+        """Return a free frame (its numpy array and the tensor over it), allocating one if none is."""
+        for pair in self._frames:
+            if sys.getrefcount(pair[0]) == self._baseline:
+                return pair
+        pair = self._new()
+        self._frames = [pair, *self._frames][: self.slots]
+        return pair
 
 
 class BufferPool:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
 from fastfl.core.communicator import transport, wire
-from fastfl.core.communicator.buffers import BodyBuffers, empty_bytes
+from fastfl.core.communicator.buffers import BodyBuffers, FrameRing, empty_bytes
 from fastfl.core.communicator.fedlab_wire import fedlab_parts, recv_fedlab
 from fastfl.core.communicator.package import (
     HEADER_DATA_TYPE_IDX,
@@ -29,6 +27,7 @@ from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
 from fastfl.utils.message_code import MessageCode
 
 WIRES = ("fastfl", "fedlab")
+_FRAME_BYTES = wire.FRAME_BYTES
 Received = tuple[int, MessageCode, list[Tensor] | None]
 
 
@@ -77,6 +76,7 @@ class PackageProcessor:
         self.max_message_bytes = int(max_message_bytes)
         self.restore_dtypes = restore_dtypes
         self._buffers = BodyBuffers(reuse_buffers)
+        self._frames = FrameRing(_FRAME_BYTES, slots=2 if reuse_buffers else 0)
 
     @classmethod
     def default(cls) -> PackageProcessor:
@@ -130,15 +130,15 @@ class PackageProcessor:
             return self._recv_fastfl(src, group)
 
     def _recv_fastfl(self, src: int | None, group: transport.Group) -> tuple[Received, int]:
-        if group.device.type == "cpu":
-            host = np.empty(wire.FRAME_BYTES, np.uint8)
-            frame = torch.from_numpy(host)
+        cpu = group.device.type == "cpu"
+        if cpu:
+            host, frame = self._frames.take()
             source = transport.recv(frame, src, self.timeout, "receiving a package header")
         else:
             frame = empty_bytes(wire.FRAME_BYTES, group.device)
             source = transport.recv(frame, src, self.timeout, "receiving a package header")
             host = frame[: wire.HEADER_BYTES].cpu().numpy()
-        head = wire.decode_header(host, max_message_bytes=self.max_message_bytes)
+        head = wire.decode_header_bytes(host[: wire.HEADER_BYTES].tobytes(), self.max_message_bytes)
         if head.sender != source or head.receiver != group.rank:
             raise WireFormatError(
                 f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
@@ -146,7 +146,7 @@ class PackageProcessor:
             )
         if head.inline:
             body, base = frame, wire.HEADER_BYTES
-            host = host if group.device.type == "cpu" else None
+            host = host if cpu else None
         else:
             body, base, host = self._buffers.take(head.body_bytes, group.device), 0, None
             transport.recv(body, source, self.timeout, "receiving a package body")

@@ -133,6 +133,16 @@ def decode_header(
     return Header(code, sender, receiver, count, payload, table, body, dims, inline)
 
 
+@functools.lru_cache(maxsize=64)
+def decode_header_bytes(raw: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Header:
+    """`decode_header` of exactly 64 header bytes, remembered.
+
+    A peer sends the same header message after message; the result depends only on the arguments,
+    every new header is still checked in full, and errors are never cached.
+    """
+    return decode_header(raw, max_message_bytes=max_message_bytes)
+
+
 def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, limit: int) -> None:
     if body > limit:
         raise WireFormatError(
