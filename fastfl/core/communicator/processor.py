@@ -144,9 +144,11 @@ class PackageProcessor:
                 f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
                 f"to rank {group.rank}"
             )
+        if head.inline and cpu:
+            tensors, nbytes = wire.unpack_inline(host, head, restore_dtypes=self.restore_dtypes)
+            return (source, to_message_code(head.message_code, source), tensors or None), nbytes
         if head.inline:
-            body, base = frame, wire.HEADER_BYTES
-            host = host if cpu else None
+            body, base, host = frame, wire.HEADER_BYTES, None
         else:
             body, base, host = self._buffers.take(head.body_bytes, group.device), 0, None
             transport.recv(body, source, self.timeout, "receiving a package body")

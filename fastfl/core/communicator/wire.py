@@ -255,6 +255,26 @@ def unpack_trusted(
     return out, nbytes
 
 
+def unpack_inline(host: np.ndarray, head: Header, *, restore_dtypes: bool = True) -> tuple[list[Tensor], int]:
+    """`unpack_counted` of an inline body in a received CPU frame (`host`: the frame's numpy array).
+
+    The frame is the buffer the caller received into, of FRAME_BYTES bytes, and `decode_header`
+    has checked that the body fits in it. The table is checked in full against the header (once
+    per distinct table and header: see `_inline_entries`).
+    """
+    if not head.count:
+        return [], 0
+    start = HEADER_BYTES + ((head.payload_bytes + 7) & ~7)
+    entries = _inline_entries(host[start : start + head.table_bytes].tobytes(), head)
+    return _views_of_host(host, HEADER_BYTES, entries, restore_dtypes)
+
+
+@functools.lru_cache(maxsize=64)
+def _inline_entries(table: bytes, head: Header) -> list[tuple[int, int, tuple[int, ...], int]]:
+    """`_parse_table` of an inline table, remembered (errors are never cached)."""
+    return _parse_table(table, 0, head)
+
+
 def _views_of_host(
     host: np.ndarray, base: int, entries: list[tuple[int, int, tuple[int, ...], int]], restore_dtypes: bool
 ) -> tuple[list[Tensor], int]:
@@ -266,11 +286,15 @@ def _views_of_host(
     out = []
     nbytes = 0
     for code, want, shape, off in entries:
-        npdt, size = _NP_VIEW[code], _ITEMSIZE[code]
+        size = _ITEMSIZE[code]
         stop = base + off + math.prod(shape) * size
-        t = torch.from_numpy(host[base + off : stop].view(npdt).reshape(shape))
-        if code == _BF16:
-            t = t.view(torch.bfloat16)  # numpy has no bfloat16: same-size integers, then a torch view
+        if len(shape) == 1 and shape[0]:
+            # the buffer protocol keeps `host` referenced, as a numpy view would, and costs less
+            t = torch.frombuffer(host, dtype=_BY_CODE[code], count=shape[0], offset=base + off)
+        else:
+            t = torch.from_numpy(host[base + off : stop].view(_NP_VIEW[code]).reshape(shape))
+            if code == _BF16:
+                t = t.view(torch.bfloat16)  # numpy has no bfloat16: same-size integers, then a torch view
         if restore_dtypes and want != code:
             t = ops.cast(t, _BY_CODE[want])
         out.append(t)
