@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastfl.core.communicator.buffers import _BASELINE, BodyBuffers
+from fastfl.core.communicator import Package, wire
+from fastfl.core.communicator.buffers import _BASELINE, BodyBuffers, FrameRing
+from fastfl.utils import MessageCode
 
 CPU = torch.device("cpu")
 BIG = 1 << 20
@@ -86,3 +88,79 @@ def test_pool_is_bounded():
     assert pool.take(BIG // 4) is None  # would waste more than half
     pool.clear()
     assert pool.nbytes == 0
+
+
+# ---- FrameRing: a receive frame is reused only when nothing received from it is alive ---------
+# The ring judges by the reference count of the frame's numpy array, so the tests keep only its
+# address (never the array itself) between receives.
+
+
+def _receive_into(ring: FrameRing, package: Package) -> tuple[int, list[torch.Tensor]]:
+    """What PackageProcessor does for a small package: take a frame, fill it, cut the tensors out.
+
+    Returns the frame's address and the received tensors.
+    """
+    host, frame = ring.take()
+    (sent,) = package.wire_parts(sender=1, receiver=0)
+    frame.copy_(sent)
+    head = wire.decode_header(host[: wire.HEADER_BYTES])
+    tensors, _ = wire.unpack_inline(host, head)
+    return host.ctypes.data, tensors
+
+
+def _values(kept: object) -> list:
+    if isinstance(kept, torch.UntypedStorage):
+        return kept.tolist()
+    return torch.as_tensor(kept).tolist()
+
+
+def _small_package(value: float) -> Package:
+    return Package(MessageCode.ParameterUpdate, [torch.full((3, 4), value), torch.arange(5)])
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        lambda ts: ts[0],  # a received tensor
+        lambda ts: ts[0][1:, 2],  # a slice of one
+        lambda ts: ts[1].numpy(),  # its numpy view
+        lambda ts: ts[0].untyped_storage(),  # its storage
+        lambda ts: ts[1].view(torch.uint8),  # a dtype view
+    ],
+    ids=["tensor", "slice", "numpy", "storage", "dtype-view"],
+)
+def test_frame_ring_keeps_a_frame_that_is_still_referenced(keep):
+    ring = FrameRing(wire.FRAME_BYTES, slots=2)
+    first, tensors = _receive_into(ring, _small_package(1.0))
+    kept = keep(tensors)
+    before = _values(kept)
+    del tensors
+    for value in (2.0, 3.0, 4.0):  # more receives than slots: the kept frame must never be reused
+        address, received = _receive_into(ring, _small_package(value))
+        assert address != first
+        assert torch.equal(received[0], torch.full((3, 4), value))
+        del received
+    assert _values(kept) == before  # what the caller kept still holds what it received
+
+
+def test_frame_ring_reuses_a_frame_once_everything_from_it_is_dropped():
+    ring = FrameRing(wire.FRAME_BYTES, slots=2)
+    first, tensors = _receive_into(ring, _small_package(1.0))
+    part = tensors[0][0]
+    del tensors
+    second, busy = _receive_into(ring, _small_package(2.0))
+    assert second != first  # the first frame is still referenced through `part`
+    del part
+    third, received = _receive_into(ring, _small_package(3.0))
+    assert third == first  # freed, so reused: no new allocation
+    assert torch.equal(received[0], torch.full((3, 4), 3.0))
+    assert torch.equal(busy[0], torch.full((3, 4), 2.0))
+
+
+def test_frame_ring_without_slots_always_allocates():
+    ring = FrameRing(wire.FRAME_BYTES, slots=0)
+    for value in (1.0, 2.0, 3.0):
+        _, tensors = _receive_into(ring, _small_package(value))
+        assert torch.equal(tensors[0], torch.full((3, 4), value))
+        del tensors
+    assert len(ring._frames) == 0
