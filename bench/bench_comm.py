@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from conftest import client_updates, tensor_set
 
-from fastfl.core.communicator import Package, wire
+from fastfl.core.communicator import Package, reader
 from fastfl.core.network import DistNetwork
 from fastfl.utils import MessageCode
 
@@ -50,7 +50,7 @@ def _fedlab_pack_parse(tensors):
 
 def _fastfl_pack_parse(tensors):
     p = Package(1, tensors)
-    return wire.unpack(p.body(), p.wire_header(0, 1))
+    return reader.unpack(p.body(), p.wire_header(0, 1))
 
 
 def _torch_pack_parse(tensors):

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from fastfl import ops
-from fastfl.core.communicator import wire
+from fastfl.core.communicator import reader, wire
 from fastfl.core.communicator._helpers import (
     DEFAULT_MESSAGE_CODE_VALUE,
     HEAD_ROOM,
@@ -236,7 +236,7 @@ class Package:
         """The packed tensors, as views of the package buffer in their wire dtypes."""
         if not self._shapes:
             return []
-        return wire.unpack(self.body(), self.wire_header(-1, -1), restore_dtypes=False)
+        return reader.unpack(self.body(), self.wire_header(-1, -1), restore_dtypes=False)
 
     @property
     def content(self) -> Tensor | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from fastfl.core.communicator import transport, wire
+from fastfl.core.communicator import reader, transport, wire
 from fastfl.core.communicator.buffers import BodyBuffers, FrameRing, empty_bytes
 from fastfl.core.communicator.fedlab_wire import fedlab_parts, recv_fedlab
 from fastfl.core.communicator.package import (
@@ -145,14 +145,14 @@ class PackageProcessor:
                 f"to rank {group.rank}"
             )
         if head.inline and cpu:
-            tensors, nbytes = wire.unpack_inline(host, head, restore_dtypes=self.restore_dtypes)
+            tensors, nbytes = reader.unpack_inline(host, head, restore_dtypes=self.restore_dtypes)
             return (source, to_message_code(head.message_code, source), tensors or None), nbytes
         if head.inline:
             body, base, host = frame, wire.HEADER_BYTES, None
         else:
             body, base, host = self._buffers.take(head.body_bytes, group.device), 0, None
             transport.recv(body, source, self.timeout, "receiving a package body")
-        tensors, nbytes = wire.unpack_trusted(
+        tensors, nbytes = reader.unpack_trusted(
             body, head, restore_dtypes=self.restore_dtypes, base=base, host=host
         )
         return (source, to_message_code(head.message_code, source), tensors or None), nbytes

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastfl.core.communicator import Package, wire
+from fastfl.core.communicator import Package, reader, wire
 from fastfl.core.communicator.buffers import _BASELINE, BodyBuffers, FrameRing
 from fastfl.utils import MessageCode
 
@@ -104,7 +104,7 @@ def _receive_into(ring: FrameRing, package: Package) -> tuple[int, list[torch.Te
     (sent,) = package.wire_parts(sender=1, receiver=0)
     frame.copy_(sent)
     head = wire.decode_header(host[: wire.HEADER_BYTES])
-    tensors, _ = wire.unpack_inline(host, head)
+    tensors, _ = reader.unpack_inline(host, head)
     return host.ctypes.data, tensors
 
 

@@ -9,7 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastfl.core.communicator import Package, supported_torch_dtypes, wire
+from fastfl.core.communicator import Package, reader, supported_torch_dtypes, wire
 from fastfl.errors import WireFormatError
 
 FUZZ = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -21,7 +21,7 @@ def encode(package: Package) -> tuple[bytes, torch.Tensor]:
 
 
 def decode(raw: bytes, body: torch.Tensor, **kwargs) -> list[torch.Tensor]:
-    return wire.unpack(body, wire.decode_header(raw), **kwargs)
+    return reader.unpack(body, wire.decode_header(raw), **kwargs)
 
 
 def make(dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -88,7 +88,7 @@ def test_empty_package_has_empty_body():
     raw, body = encode(Package(4))
     head = wire.decode_header(raw)
     assert head.count == 0 and head.body_bytes == 0 and head.inline
-    assert wire.unpack(body, head) == []
+    assert reader.unpack(body, head) == []
 
 
 def test_inline_threshold():
@@ -172,7 +172,7 @@ def _corrupt_table(mutate) -> None:
     head = wire.decode_header(raw)
     table = body[wire.align(head.payload_bytes, 8) :]
     mutate(table.numpy(), head.count)
-    wire.unpack(body, head)
+    reader.unpack(body, head)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,7 @@ def test_corrupt_tables_raise_clear_errors(mutate, match):
 def test_unpack_rejects_a_body_of_the_wrong_size():
     raw, body = encode(Package(0, torch.zeros(4)))
     with pytest.raises(WireFormatError, match="body must be"):
-        wire.unpack(body[:-1], wire.decode_header(raw))
+        reader.unpack(body[:-1], wire.decode_header(raw))
 
 
 @settings(max_examples=400, deadline=None)
@@ -219,7 +219,7 @@ def test_fuzz_consistent_header_random_body(count, dims, payload, flags, body_by
     raw = _raw_header(count=count, dims=dims, payload=payload, table=table, body=total, flags=flags)
     body = torch.tensor(list(body_bytes.ljust(total, b"\0")[:total]), dtype=torch.uint8)
     try:
-        out = wire.unpack(body, wire.decode_header(raw))
+        out = reader.unpack(body, wire.decode_header(raw))
     except WireFormatError:
         return
     assert len(out) == count
@@ -241,7 +241,7 @@ def test_fuzz_mutated_valid_bodies(data):
     for pos, value in flips:
         arr[pos] = value
     try:
-        out = wire.unpack(body, head)
+        out = reader.unpack(body, head)
     except WireFormatError:
         return
     assert len(out) == 3

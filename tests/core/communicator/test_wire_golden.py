@@ -7,7 +7,7 @@ import zlib
 
 import torch
 
-from fastfl.core.communicator import Package, wire
+from fastfl.core.communicator import Package, reader, wire
 from fastfl.utils import MessageCode
 
 # Package(ParameterUpdate, [float32 [1, -2], int16 [[7]]]) from rank 0 to rank 3.
@@ -66,7 +66,7 @@ def test_golden_crc_is_crc32_of_the_first_60_bytes():
 def test_golden_bytes_decode():
     head = wire.decode_header(GOLDEN_HEADER)
     body = torch.frombuffer(bytearray(GOLDEN_BODY), dtype=torch.uint8)
-    a, b = wire.unpack(body, head)
+    a, b = reader.unpack(body, head)
     assert a.tolist() == [1.0, -2.0] and a.dtype == torch.float32
     assert b.tolist() == [[7]] and b.dtype == torch.int16
 
