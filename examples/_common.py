@@ -135,6 +135,23 @@ def launch_all(argv: list[str] | None, script: str, roles: list[list[str]], time
     return launch(commands, timeout=timeout + 60)
 
 
+def launch_ranks(argv: list[str] | None, script: str, args: argparse.Namespace) -> int:
+    """Start `script` once per rank of ``args.world_size`` (the run without --rank); wait for all."""
+    roles = [["--rank", str(r)] for r in range(args.world_size)]
+    return launch_all(argv, script, roles, args.timeout)
+
+
+def rank_setup(args: argparse.Namespace):
+    """Seed, load the data and build the model and this rank's DistNetwork (127.0.0.1)."""
+    from fastfl.core.network import DistNetwork
+
+    seed_all(args.seed, args.threads)
+    train, test = load_data(args.data, seed=args.seed)
+    model = make_model(features(train))
+    network = DistNetwork(("127.0.0.1", args.port), args.world_size, args.rank, timeout=args.timeout)
+    return train, test, model, network
+
+
 def round_recorder(test: TensorDataset, reporter: RoundReporter):
     """An `on_round_end` hook that evaluates the global model and records the round."""
     state = {"start": time.perf_counter()}

@@ -18,18 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     common_args,
     dist_args,
-    features,
     iid_slices,
-    launch_all,
-    load_data,
-    make_model,
+    launch_ranks,
+    rank_setup,
     round_recorder,
     save_flat,
-    seed_all,
 )
 
 from fastfl.core.client import PassiveClientManager, SubsetSerialTrainer
-from fastfl.core.network import DistNetwork
 from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
 
@@ -41,12 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aggregate", action="store_true", help="clients: average locally, upload one model")
     args = parser.parse_args(argv)
     if args.rank is None:
-        roles = [["--rank", str(r)] for r in range(args.world_size)]
-        return launch_all(argv, __file__, roles, args.timeout)
-    seed_all(args.seed, args.threads)
-    train, test = load_data(args.data, seed=args.seed)
-    model = make_model(features(train))
-    network = DistNetwork(("127.0.0.1", args.port), args.world_size, args.rank, timeout=args.timeout)
+        return launch_ranks(argv, __file__, args)
+    train, test, model, network = rank_setup(args)
     if args.rank == 0:
         reporter = RoundReporter(
             args.rounds, out=args.out or "runs/cross_process_serial", title="serial clients"

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from fastfl.core.client import ORDINARY_TRAINER, SERIAL_TRAINER
 from fastfl.core.network import DistNetwork
@@ -38,6 +39,16 @@ class ClientManager(NetworkManager):
         count = torch.tensor([int(self._trainer.client_num)], dtype=torch.int32)
         self._network.send(content=count, message_code=MessageCode.SetUp, dst=SERVER_RANK)
 
+    def _receive_update(self) -> list[Tensor] | None:
+        """Receive the server's next message: its payload ([] if empty) for ParameterUpdate, None after Exit."""
+        _, code, payload = self._network.recv(src=SERVER_RANK)
+        if code == MessageCode.Exit:
+            self._exit()
+            return None
+        if code != MessageCode.ParameterUpdate:
+            raise CommunicationError(f"Invalid MessageCode {code}. Please check MessageCode list.")
+        return payload or []
+
     def _exit(self) -> None:
         """Handle Exit: the last rank tells the server it has finished (exit feedback)."""
         if self._network.rank == self._network.world_size - 1:
@@ -57,12 +68,9 @@ class PassiveClientManager(ClientManager):
     def main_loop(self, *args: Any, **kwargs: Any) -> None:
         """Answer every ``ParameterUpdate [ids, params...]`` with an update until Exit."""
         while True:
-            _, code, payload = self._network.recv(src=SERVER_RANK)
-            if code == MessageCode.Exit:
-                self._exit()
+            payload = self._receive_update()
+            if payload is None:
                 break
-            if code != MessageCode.ParameterUpdate:
-                raise CommunicationError(f"Invalid MessageCode {code}. Please check MessageCode list.")
             if not payload or len(payload) < 2:
                 raise CommunicationError(
                     "ParameterUpdate from the server must carry [client ids, params, ...]"
@@ -97,11 +105,8 @@ class ActiveClientManager(ClientManager):
         """Request, train on the ``[params, time]`` reply, upload; stop on Exit."""
         while True:
             self.request()
-            _, code, payload = self._network.recv(src=SERVER_RANK)
-            if code == MessageCode.Exit:
-                self._exit()
+            payload = self._receive_update()
+            if payload is None:
                 break
-            if code != MessageCode.ParameterUpdate:
-                raise CommunicationError(f"Invalid MessageCode {code}. Please check MessageCode list.")
             self._trainer.local_process(payload)
             self.synchronize()

@@ -53,6 +53,18 @@ class ServerManager(NetworkManager):
             self._handler.client_num_in_total = self.coordinator.total
         self._logger.info(f"setup done: {self.coordinator.total} clients on ranks {list(counts)}")
 
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        """Stop every client (`shutdown_clients`, once setup has run), then leave the network."""
+        try:
+            if self.coordinator is not None:
+                self.shutdown_clients()
+        finally:
+            super().shutdown()
+
+    def shutdown_clients(self) -> None:
+        """Tell every client rank to exit (each manager's own protocol)."""
+        raise NotImplementedError
+
     def _global_ids(self, rank: int) -> range:
         assert self.coordinator is not None
         first = 0
@@ -182,10 +194,8 @@ class SynchronousServerManager(ServerManager):
     def shutdown(self, *args: Any, **kwargs: Any) -> None:
         """Send Exit to every client, wait for the exit feedback, then leave the network."""
         try:
-            if self.coordinator is not None:
-                self.shutdown_clients()
-        finally:
             super().shutdown()
+        finally:
             if self._rx is not None and self._rx.alive:
                 self._logger.warning(
                     "a receive is still pending (a client never answered); torch.distributed cannot cancel it, "
@@ -250,14 +260,6 @@ class AsynchronousServerManager(ServerManager):
                 self._handler._update_global_model(payload)
             else:
                 raise CommunicationError(f"Unexpected message code {code} from rank {sender}")
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        """Stop every client, then leave the network."""
-        try:
-            if self.coordinator is not None:
-                self.shutdown_clients()
-        finally:
-            super().shutdown()
 
     def shutdown_clients(self) -> None:
         """Per rank: take its last update (discarded: it came after the stop) and request, send Exit."""
