@@ -73,3 +73,7 @@ class DatasetFileError(FastFLError, FileNotFoundError):
 
 class OptionalDependencyError(FastFLError, ImportError):
     """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
+
+
+class UnknownAlgorithmError(FastFLError, ValueError):
+    """An algorithm name that `fastfl.contrib.algorithm` does not know (the message lists the known ones)."""
