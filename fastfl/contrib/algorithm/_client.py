@@ -131,11 +131,11 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         return self._sgd(loader, epochs, float(self.args["lr"]))
 
     def _client_info(self, k: int, client: int, x: Tensor, row: Tensor) -> list[float]:
-        """The scalars after n_k in client k's info row (row holds its trained parameters)."""
+        """The scalars after n_k in client k's info row (called after `_client_vectors`)."""
         return []
 
     def _client_vectors(self, k: int, client: int, x: Tensor, row: Tensor) -> list[Tensor]:
-        """Client k's uplink vectors (default: its trained parameters)."""
+        """Client k's uplink vectors (default: its trained parameters, `row`, which it may rewrite)."""
         return [row]
 
     # ---- the machinery -------------------------------------------------------------------------
@@ -216,11 +216,10 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
                 )
                 self._fallback_logged = True
             self._one_by_one(ids, x)
-        rows = self.param_list
-        info = [
-            [float(self.sample_counts[k]), *self._client_info(k, c, x, rows[k])] for k, c in enumerate(ids)
-        ]
-        vectors = [self._client_vectors(k, c, x, rows[k]) for k, c in enumerate(ids)]
+        rows, vectors, info = self.param_list, [], []
+        for k, c in enumerate(ids):  # vectors first: they may turn the row into the uplink's form
+            vectors.append(self._client_vectors(k, c, x, rows[k]))
+            info.append([float(self.sample_counts[k]), *self._client_info(k, c, x, rows[k])])
         self._uplink = make_uplink(vectors, info)
         self.round += 1
         return self.param_list
