@@ -104,6 +104,7 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         )  # fmt: skip
         if self._flat is None or self._flat.dtype != torch.float32:
             raise TypeError("fastfl.contrib.algorithm trainers need a model whose parameters are all float32")
+        self._custom_criterion = criterion is not None  # the vmapped step is cross-entropy only
         if criterion is not None:
             self._criterion = criterion
         self.local_epochs = local_epochs
@@ -199,8 +200,8 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         x = self._receive(payload)
         for idx in ids:
             self._before_client(idx, x)
-        vectorized = self.plain_sgd and self.batch_clients is not None and self.local_epochs is None
-        if vectorized and self._vectorize_reason(ids) is None:
+        why = self._why_one_by_one(ids)
+        if why is None:
             self._vectorized_process(ids, x.cpu())
             epochs = int(self.args["epochs"])
             self.steps = [epochs * self._steps_per_epoch(i) for i in ids]
@@ -223,6 +224,18 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         self._uplink = make_uplink(vectors, info)
         self.round += 1
         return self.param_list
+
+    def _why_one_by_one(self, ids: list[int]) -> str | None:
+        """Why these clients cannot be trained vmapped (None: they can)."""
+        if self.batch_clients is None:
+            return "batch_clients is None"
+        if not self.plain_sgd:
+            return "its local step is not plain SGD (the vmapped step has no correction terms)"
+        if self._custom_criterion:
+            return "a criterion was given (the vmapped step computes cross-entropy)"
+        if self.local_epochs is not None:
+            return "local_epochs gives clients different epochs"
+        return self._vectorize_reason(ids)
 
     def _one_by_one(self, ids: list[int], x: Tensor) -> None:
         rows = self._row_buffer(len(ids), x.numel())

@@ -1,4 +1,4 @@
-"""fastfl.ops.optim on every backend against the torch reference (hypothesis: empty, odd sizes)."""
+"""fastfl.ops.optim on every backend (the `backend` fixture) against the torch reference (hypothesis)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastfl import ops
 from fastfl.errors import KernelArgumentError, KernelTypeError
 from fastfl.ops import _torch, optim
 from tests.ops.kernel_data import KERNEL_SETTINGS, seeds
 
-BACKENDS = ops.available_backends()
 sizes = st.one_of(st.integers(0, 70), st.integers(1000, 6000).map(lambda n: n | 1))
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
@@ -22,7 +20,6 @@ def _vecs(n: int, seed: int, count: int) -> list[torch.Tensor]:
     return [torch.randn(n, generator=g) for _ in range(count)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @KERNEL_SETTINGS
 @given(n=sizes, seed=seeds, mu=st.sampled_from([0.0, 0.5]), with_lin=st.booleans())
 def test_local_step_matches_the_reference(backend: str, n: int, seed: int, mu: float, with_lin: bool) -> None:
@@ -30,14 +27,12 @@ def test_local_step_matches_the_reference(backend: str, n: int, seed: int, mu: f
     lin_arg = lin if with_lin else None
     expected = w.clone()
     _torch.optim_local_step(expected, g, anchor if mu else None, lin_arg, 0.1, mu)
-    with ops.using(backend):
-        optim.local_step_(w, g, 0.1, anchor=anchor, mu=mu, lin=lin_arg)
+    optim.local_step_(w, g, 0.1, anchor=anchor, mu=mu, lin=lin_arg)
     torch.testing.assert_close(w, expected, **TOL)
     if not mu and not with_lin:
         torch.testing.assert_close(expected, _vecs(n, seed, 1)[0] - 0.1 * g, **TOL)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @KERNEL_SETTINGS
 @given(n=sizes, seed=seeds, with_shift=st.booleans(), with_delta=st.booleans())
 def test_control_update_matches_the_formula(
@@ -47,14 +42,12 @@ def test_control_update_matches_the_formula(
     old = state.clone()
     expected = old - (shift if with_shift else 0) + 2.5 * (x - y)
     delta = torch.full((n,), float("nan")) if with_delta else None
-    with ops.using(backend):
-        optim.control_update_(state, x, y, 2.5, shift=shift if with_shift else None, delta=delta)
+    optim.control_update_(state, x, y, 2.5, shift=shift if with_shift else None, delta=delta)
     torch.testing.assert_close(state, expected, **TOL)
     if delta is not None:
         torch.testing.assert_close(delta, expected - old, **TOL)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", list(optim.SERVER_OPTIMIZERS))
 @KERNEL_SETTINGS
 @given(n=sizes, seed=seeds)
@@ -63,9 +56,7 @@ def test_server_step_matches_the_reference(backend: str, kind: str, n: int, seed
     v = _vecs(n, seed + 1, 1)[0].abs()
     ref = [t.clone() for t in (x, d, m, v)]
     _torch.optim_server_step(*ref, optim.SERVER_OPTIMIZERS[kind], 0.3, 0.9, 0.99, 1e-3)
-    with ops.using(backend):
-        for _ in range(1):
-            optim.server_step_(x, d, m, v, kind=kind, lr=0.3, beta1=0.9, beta2=0.99, tau=1e-3)
+    optim.server_step_(x, d, m, v, kind=kind, lr=0.3, beta1=0.9, beta2=0.99, tau=1e-3)
     torch.testing.assert_close(x, ref[0], **TOL)
     torch.testing.assert_close(m, ref[2], **TOL)
     if kind != "momentum":
@@ -88,13 +79,11 @@ def test_reference_server_optimizers_follow_reddi_et_al() -> None:
     torch.testing.assert_close(x, 1 + 0.5 * (1.8 + d))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_threaded_sizes_match(backend: str) -> None:
     w, g, anchor, lin = _vecs(600_001, 7, 4)
     expected = w.clone()
     _torch.optim_local_step(expected, g, anchor, lin, 0.05, 0.3)
-    with ops.using(backend):
-        optim.local_step_(w, g, 0.05, anchor=anchor, mu=0.3, lin=lin)
+    optim.local_step_(w, g, 0.05, anchor=anchor, mu=0.3, lin=lin)
     torch.testing.assert_close(w, expected, **TOL)
 
 
