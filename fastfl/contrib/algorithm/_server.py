@@ -123,6 +123,21 @@ class AlgorithmServerHandler(SyncParameterServerHandler):
         self._target = k
         return ids
 
+    def start_round(self, ids: Sequence[int]) -> list[int]:
+        """Start a round with clients the caller chose itself (instead of `sample_clients`).
+
+        The round then completes after ``len(ids)`` client updates (e.g. FedProx's FedAvg baseline,
+        which drops the stragglers of its sample).
+
+        Raises:
+            ValueError: no ids, or an id outside 0..client_num_in_total-1.
+        """
+        chosen = sorted(int(i) for i in ids)
+        if not chosen or not all(0 <= i < self.client_num_in_total for i in chosen):
+            raise ValueError(f"start_round needs ids in 0..{self.client_num_in_total - 1}, got {chosen}")
+        self._target = len(chosen)
+        return chosen
+
     def _update_global_model(self, payload: Sequence[Tensor]) -> bool:
         """Absorb one upload (one or many clients); after the round's last one, update the model.
 
