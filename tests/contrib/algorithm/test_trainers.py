@@ -98,3 +98,17 @@ def test_uplink_parser_names_the_mismatch() -> None:
         parse_uplink([torch.zeros(5), torch.zeros(1)], 1, 1, 4)
     vectors, rows = parse_uplink([torch.zeros(4), torch.ones(4)], 1, 1, 4)  # FedLab's plain [models]
     assert rows == [[1.0], [1.0]] and len(vectors) == 2
+
+
+def test_start_round_lets_the_caller_choose_the_clients() -> None:
+    from tests.contrib.algorithm._quadratic import run
+
+    data, slices, _ = make_clients()
+    _, trainer, handler = run("fedprox", data, slices, rounds=0)
+    handler.global_round = 1
+    ids = handler.start_round([3, 1])
+    trainer.local_process(ids, handler.downlink_package)
+    assert handler._update_global_model(trainer.uplink_package)  # two updates complete the round
+    assert handler.round == 1 and handler.last_round_clients == 2
+    with pytest.raises(ValueError, match="start_round"):
+        handler.start_round([7])
