@@ -109,14 +109,20 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
             self._criterion = criterion
         self.local_epochs = local_epochs
         self._grad = torch.zeros_like(self._flat)
-        offset = 0
-        for p in self._model.parameters():
-            p.grad = self._grad[offset : offset + p.numel()].view_as(p)
-            offset += p.numel()
+        self._bind_grads()
         self.steps: list[int] = []
         self._uplink: list[Tensor] = []
         self._scratch = torch.empty(0)
         self.round = 0
+
+    def _bind_grads(self) -> None:
+        """Make every parameter's ``.grad`` a view of the flat gradient (again, if user code reset it)."""
+        offset = 0
+        for p in self._model.parameters():
+            view = self._grad[offset : offset + p.numel()]
+            if p.grad is None or p.grad.data_ptr() != view.data_ptr():
+                p.grad = view.view_as(p)
+            offset += p.numel()
 
     # ---- hooks for the algorithms -------------------------------------------------------------
 
@@ -152,6 +158,7 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         lin: Tensor | None = None,
     ) -> tuple[int, int]:
         """`epochs` passes of w -= lr (grad + mu (w - anchor) + lin); return (steps, samples per epoch)."""
+        self._bind_grads()  # backward accumulates into the flat gradient in place
         self._model.train()
         device = self.gpu if self.cuda else None
         loss_sum, steps, seen = torch.zeros(()), 0, 0

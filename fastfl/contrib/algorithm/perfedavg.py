@@ -60,6 +60,7 @@ class PerFedAvgSerialClientTrainer(AlgorithmSerialTrainer):
         return self._grad if out is None else out.copy_(self._grad)
 
     def _train_client(self, client: int, x: Tensor, loader: Iterable, epochs: int) -> tuple[int, int]:
+        self._bind_grads()
         self._model.train()
         need = VARIANTS[self.variant]
         if self._bufs.shape != (3, x.numel()) or self._bufs.device != x.device:
@@ -91,6 +92,7 @@ class PerFedAvgSerialClientTrainer(AlgorithmSerialTrainer):
     def adapt(self, client: int, x: Tensor) -> Tensor:
         """Client `client`'s personalised parameters: x - alpha grad f_k(x) on its whole training set."""
         x = x.reshape(-1).to(self._flat.device, torch.float32)
+        self._bind_grads()
         self._load_params_(x)
         total = torch.zeros_like(self._flat)
         count = 0

@@ -44,7 +44,8 @@ class qFedAvgSerialClientTrainer(AlgorithmSerialTrainer):
         fq = loss**self.q if self.q else 1.0
         row.sub_(x.to(row.device)).mul_(-big_l)  # dw = L (x - theta_k)
         norm2 = float(row.double().square().sum())
-        self._h = (self.q * loss ** (self.q - 1.0) * norm2 if self.q else 0.0) + big_l * fq
+        curvature = self.q * loss ** (self.q - 1.0) * norm2 if self.q and loss > 0 else 0.0
+        self._h = curvature + big_l * fq
         row.mul_(fq)
         return [row]
 

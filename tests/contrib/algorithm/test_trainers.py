@@ -112,3 +112,12 @@ def test_start_round_lets_the_caller_choose_the_clients() -> None:
     assert handler.round == 1 and handler.last_round_clients == 2
     with pytest.raises(ValueError, match="start_round"):
         handler.start_round([7])
+
+
+def test_training_survives_user_code_that_resets_the_gradients() -> None:
+    data, slices, _ = make_clients()
+    trainer = _serial(FedAvgSerialClientTrainer, data, slices)
+    trainer.model.zero_grad(set_to_none=True)  # unbinds .grad from the flat gradient buffer
+    x = torch.zeros(5)
+    trainer.local_process([0], [x])
+    assert not torch.equal(trainer.uplink_package[0], x)
