@@ -20,19 +20,21 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from fastfl.core.communicator.meta import check_meta_size
 from fastfl.dtypes import TORCH_DTYPES, DType
 from fastfl.errors import WireFormatError
 
 MAGIC = b"FFLW"
 VERSION = 1
-HEADER = struct.Struct("<4sHHiiiIQQQI8xI")
+HEADER = struct.Struct("<4sHHiiiIQQQIIII")
 HEADER_BYTES = HEADER.size  # 64
 CRC_AT = HEADER_BYTES - 4
 _CRC = struct.Struct("<I")
 FRAME_BYTES = 8192
 INLINE_CAPACITY = FRAME_BYTES - HEADER_BYTES
 FLAG_INLINE = 1
-KNOWN_FLAGS = FLAG_INLINE
+FLAG_META = 2
+KNOWN_FLAGS = FLAG_INLINE | FLAG_META
 MAX_NDIM = 64
 MAX_DIM = 1 << 48
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 32
@@ -62,6 +64,7 @@ class Header(NamedTuple):
     body_bytes: int
     dims_total: int
     inline: bool
+    meta_bytes: int = 0
 
 
 def align(n: int, to: int) -> int:
@@ -89,7 +92,8 @@ def encode_header(head: Header) -> bytes:
         head.body_bytes,
         head.dims_total,
     )
-    raw = HEADER.pack(*fields, 0)[:CRC_AT]
+    flags = fields[2] | (FLAG_META if head.meta_bytes else 0)
+    raw = HEADER.pack(*fields[:2], flags, *fields[3:], head.meta_bytes, 0, 0)[:CRC_AT]
     return raw + _CRC.pack(zlib.crc32(raw))
 
 
@@ -107,7 +111,7 @@ def decode_header(
     """
     if len(raw) < HEADER_BYTES:
         raise WireFormatError(f"header is {len(raw)} bytes; a fastfl header has {HEADER_BYTES}")
-    magic, version, flags, code, sender, receiver, count, payload, table, body, dims, crc = (
+    magic, version, flags, code, sender, receiver, count, payload, table, body, dims, meta, reserved, crc = (
         HEADER.unpack_from(raw)
     )
     if magic != MAGIC:
@@ -123,11 +127,14 @@ def decode_header(
         raise WireFormatError("header checksum mismatch: the header was corrupted in transit")
     if flags & ~KNOWN_FLAGS:
         raise WireFormatError(f"unknown header flags {flags:#x}")
-    _check_sizes(count, payload, table, body, dims, max_message_bytes)
+    if reserved:
+        raise WireFormatError(f"reserved header bytes 56..59 must be zero, got {reserved:#x}")
+    check_meta_size(meta, bool(flags & FLAG_META))
+    _check_sizes(count, payload, table, body, dims, meta, max_message_bytes)
     inline = bool(flags & FLAG_INLINE)
     if inline and body > INLINE_CAPACITY:
         raise WireFormatError(f"inline body of {body} bytes exceeds the frame's {INLINE_CAPACITY} bytes")
-    return Header(code, sender, receiver, count, payload, table, body, dims, inline)
+    return Header(code, sender, receiver, count, payload, table, body, dims, inline, meta)
 
 
 @functools.lru_cache(maxsize=64)
@@ -140,7 +147,7 @@ def decode_header_bytes(raw: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE
     return decode_header(raw, max_message_bytes=max_message_bytes)
 
 
-def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, limit: int) -> None:
+def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, meta: int, limit: int) -> None:
     if body > limit:
         raise WireFormatError(
             f"body of {body} bytes exceeds max_message_bytes={limit}; raise the limit on both sides "
@@ -150,8 +157,10 @@ def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, lim
         raise WireFormatError(f"{dims} dimensions for {count} tensors exceeds {MAX_NDIM} per tensor")
     if table != table_bytes(count, dims):
         raise WireFormatError(f"table of {table} bytes does not fit {count} tensors with {dims} dimensions")
-    if body != align(payload, 8) + table:
-        raise WireFormatError(f"body of {body} bytes != payload {payload} (aligned to 8) + table {table}")
+    if body != align(payload, 8) + table + meta:
+        raise WireFormatError(
+            f"body of {body} bytes != payload {payload} (aligned to 8) + table {table} + meta {meta}"
+        )
 
 
 def layout(dtypes: Sequence[torch.dtype], numels: Sequence[int], start: int = 0) -> tuple[list[int], int]:
