@@ -68,6 +68,8 @@ class PackageProcessor:
         wire: "fastfl" (two transfers at most, mixed dtypes) or "fedlab" (FedLab 1.2.1's format).
         timeout: seconds any single wait may take before `CommunicationTimeout`.
         max_message_bytes: the largest body accepted from a peer; larger announcements are errors.
+        max_tensors: the most tensors a received package may hold (checked against the header before
+            anything is allocated); with `max_message_bytes` it bounds the memory one receive takes.
         restore_dtypes: give tensors that travelled in a narrower wire dtype back in their own dtype.
         reuse_buffers: receive large bodies into the previous body's buffer once the caller has
             dropped every tensor of that package (saves the page faults of a fresh allocation).
@@ -81,6 +83,7 @@ class PackageProcessor:
         wire: str = "fastfl",
         timeout: float = transport.DEFAULT_TIMEOUT,
         max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
+        max_tensors: int = wire.DEFAULT_MAX_TENSORS,
         restore_dtypes: bool = True,
         reuse_buffers: bool = True,
     ) -> None:
@@ -92,7 +95,10 @@ class PackageProcessor:
             raise KernelArgumentError(f"max_message_bytes must be positive, got {max_message_bytes}")
         self.wire = wire
         self.timeout = float(timeout)
+        if isinstance(max_tensors, bool) or not isinstance(max_tensors, int) or max_tensors <= 0:
+            raise KernelArgumentError(f"max_tensors must be a positive integer, got {max_tensors!r}")
         self.max_message_bytes = int(max_message_bytes)
+        self.max_tensors = max_tensors
         self.restore_dtypes = restore_dtypes
         self._buffers = BodyBuffers(reuse_buffers)
         self._frames = FrameRing(_FRAME_BYTES, slots=2 if reuse_buffers else 0)
@@ -153,7 +159,9 @@ class PackageProcessor:
             raise KernelArgumentError("nccl cannot receive from any rank; pass src=<rank>")
         with transport.recv_lock:
             if self.wire == "fedlab":
-                sender, code, content = recv_fedlab(src, self.timeout, self.max_message_bytes)
+                sender, code, content = recv_fedlab(
+                    src, self.timeout, self.max_message_bytes, self.max_tensors
+                )
                 nbytes = sum(t.numel() * t.element_size() for t in content or [])
                 return Incoming(sender, code, content, {}, nbytes)
             return self._recv_fastfl(src, group)
@@ -167,7 +175,9 @@ class PackageProcessor:
             frame = empty_bytes(wire.FRAME_BYTES, group.device)
             source = transport.recv(frame, src, self.timeout, "receiving a package header")
             host = frame[: wire.HEADER_BYTES].cpu().numpy()
-        head = wire.decode_header_bytes(host[: wire.HEADER_BYTES].tobytes(), self.max_message_bytes)
+        head = wire.decode_header_bytes(
+            host[: wire.HEADER_BYTES].tobytes(), self.max_message_bytes, self.max_tensors
+        )
         if head.sender != source or head.receiver != group.rank:
             raise WireFormatError(
                 f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "

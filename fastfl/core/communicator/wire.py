@@ -38,6 +38,7 @@ KNOWN_FLAGS = FLAG_INLINE | FLAG_META
 MAX_NDIM = 64
 MAX_DIM = 1 << 48
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 32
+DEFAULT_MAX_TENSORS = 1 << 16
 
 ITEMSIZE: dict[torch.dtype, int] = {
     dt: torch.empty((), dtype=dt).element_size() for dt in TORCH_DTYPES.values()
@@ -98,7 +99,10 @@ def encode_header(head: Header) -> bytes:
 
 
 def decode_header(
-    raw: bytes | memoryview | np.ndarray, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    raw: bytes | memoryview | np.ndarray,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_tensors: int = DEFAULT_MAX_TENSORS,
 ) -> Header:
     """Check and decode 64 header bytes; every size is validated before the caller allocates.
 
@@ -107,7 +111,7 @@ def decode_header(
 
     Raises:
         WireFormatError: short input, wrong magic, version, checksum or flags, inconsistent sizes,
-            or a body larger than `max_message_bytes`.
+            a body larger than `max_message_bytes`, or more than `max_tensors` tensors.
     """
     if len(raw) < HEADER_BYTES:
         raise WireFormatError(f"header is {len(raw)} bytes; a fastfl header has {HEADER_BYTES}")
@@ -129,6 +133,11 @@ def decode_header(
         raise WireFormatError(f"unknown header flags {flags:#x}")
     if reserved:
         raise WireFormatError(f"reserved header bytes 56..59 must be zero, got {reserved:#x}")
+    if count > max_tensors:
+        raise WireFormatError(
+            f"package of {count} tensors exceeds max_tensors={max_tensors}; raise the limit on the "
+            "receiver if such packages are expected"
+        )
     check_meta_size(meta, bool(flags & FLAG_META))
     _check_sizes(count, payload, table, body, dims, meta, max_message_bytes)
     inline = bool(flags & FLAG_INLINE)
@@ -138,13 +147,15 @@ def decode_header(
 
 
 @functools.lru_cache(maxsize=64)
-def decode_header_bytes(raw: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Header:
+def decode_header_bytes(
+    raw: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_tensors: int = DEFAULT_MAX_TENSORS
+) -> Header:
     """`decode_header` of exactly 64 header bytes, remembered.
 
     A peer sends the same header message after message; the result depends only on the arguments,
     every new header is still checked in full, and errors are never cached.
     """
-    return decode_header(raw, max_message_bytes=max_message_bytes)
+    return decode_header(raw, max_message_bytes=max_message_bytes, max_tensors=max_tensors)
 
 
 def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, meta: int, limit: int) -> None:
