@@ -82,3 +82,16 @@ class PackageError(FastFLError, ValueError):
 
 class PackageTypeError(FastFLError, TypeError):
     """A Package was given content or metadata of an unsupported type."""
+
+
+class CodecError(FastFLError, ValueError):
+    """A wire codec is malformed, or its code or name clashes with a registered codec."""
+
+
+# Network set-up and ranks.
+class NetworkConfigError(FastFLError, ValueError):
+    """A network setting (address, ranks, world size, wire, timeout, limits) is missing or out of range."""
+
+
+class InvalidRankError(FastFLError, ValueError):
+    """A rank passed to a send or receive is outside the world, or is this process's own rank."""
