@@ -9,6 +9,7 @@ reuse of receive memory is buffers.py's (`HostBlock`).
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -97,6 +98,8 @@ def receive(
         base_host = base
     # 4. The table, checked against the header (an inline one once per distinct bytes and header).
     entries = _entries(host, base_host, head)
+    if head.codecs:
+        _check_decoded(entries, settings.max_message_bytes)
     # 5. The tensors: views of the received bytes, decoded where a codec or a narrower dtype was used.
     if cpu:
         tensors, nbytes = _host_tensors(block, base, entries, settings.restore_dtypes)
@@ -128,7 +131,16 @@ def unpack(body: Tensor, head: wire.Header, *, restore_dtypes: bool = True) -> l
         return []
     tail = body[head.table_at :].cpu().numpy()
     entries = wire.parse_table(tail, 0, head)
+    if head.codecs:
+        _check_decoded(entries, wire.DEFAULT_MAX_MESSAGE_BYTES)
     return _strided_tensors(body, 0, entries, restore_dtypes)[0]
+
+
+def _check_decoded(entries: list[wire.Entry], limit: int) -> None:
+    """Refuse a package whose codec tensors would decode to more than `limit` bytes, before decoding."""
+    total = sum(math.prod(e.shape) * wire.ITEMSIZE_BY_CODE[e.dtype_code] for e in entries if e.codec)
+    if total > limit:
+        raise WireFormatError(f"codec tensors would decode to {total} bytes, over max_message_bytes={limit}")
 
 
 def _entries(host: np.ndarray, base: int, head: wire.Header) -> list[wire.Entry]:
