@@ -95,3 +95,34 @@ class NetworkConfigError(FastFLError, ValueError):
 
 class InvalidRankError(FastFLError, ValueError):
     """A rank passed to a send or receive is outside the world, or is this process's own rank."""
+
+
+# Dtypes (shared by the wire format and the kernels).
+class DtypeError(FastFLError, TypeError):
+    """A torch dtype has no fastfl dtype code (complex, float8, wide unsigned integers)."""
+
+
+class DtypeCodeError(FastFLError, ValueError):
+    """A dtype code is not one of fastfl's (0..9)."""
+
+
+# Data and metrics helpers.
+class EmptyDataError(FastFLError, ValueError):
+    """Data that must hold samples is empty (a test loader, a partition's targets)."""
+
+
+class InvalidCountError(FastFLError, ValueError):
+    """A count of items or samples is negative."""
+
+
+# FL roles and the launcher.
+class RoleConfigError(FastFLError, ValueError):
+    """A manager, handler or trainer got an invalid setting (a ratio, a round count, a strategy, a mode)."""
+
+
+class RoleTypeError(FastFLError, TypeError):
+    """A manager, handler, trainer or coordinator got an argument of the wrong type."""
+
+
+class LaunchError(FastFLError, ValueError):
+    """The launcher got an invalid command list or setting."""

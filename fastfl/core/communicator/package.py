@@ -43,7 +43,7 @@ from fastfl.core.communicator.fedlab_wire import (
 )
 from fastfl.core.communicator.meta import MAX_META_BYTES, Meta, check_meta, encode_meta
 from fastfl.dtypes import FLOAT_DTYPES, HALF_DTYPES, code_of
-from fastfl.errors import PackageError, PackageTypeError
+from fastfl.errors import DtypeError, PackageError, PackageTypeError
 from fastfl.utils.message_code import MessageCode
 
 __all__ = [
@@ -294,10 +294,13 @@ class Package:
         FedLab 1.2.1 changed only the `dtype` attribute (B1). On an empty package this does nothing.
 
         Raises:
-            TypeError: `dtype` is not one of the supported dtypes.
+            DtypeError: (a TypeError) `dtype` is not one of the supported dtypes.
             PackageError: the package holds encoded tensors (decode them first).
         """
-        code_of(dtype)
+        try:
+            code_of(dtype)
+        except TypeError as err:
+            raise DtypeError(str(err)) from None
         if self.has_codecs:
             raise PackageError(
                 "package.to() cannot convert codec-encoded tensors; build the package from decoded ones"
