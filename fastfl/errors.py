@@ -73,3 +73,16 @@ class DatasetFileError(FastFLError, FileNotFoundError):
 
 class OptionalDependencyError(FastFLError, ImportError):
     """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
+
+
+class PeerLostError(CommunicationError):
+    """A peer's connection closed (its process exited or crashed); `rank` names that peer."""
+
+    def __init__(self, rank: int, message: str | None = None) -> None:
+        self.rank = rank
+        super().__init__(
+            message or f"the connection to rank {rank} was closed (that process exited or crashed)"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return type(self), (self.rank, str(self))

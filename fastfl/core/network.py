@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from fastfl.core import _peers
 from fastfl.core.communicator import transport
 from fastfl.core.communicator.package import Package
 from fastfl.core.communicator.processor import PackageProcessor, Received
@@ -26,7 +28,7 @@ from fastfl.core.communicator.wire import DEFAULT_MAX_MESSAGE_BYTES, ITEMSIZE
 from fastfl.errors import CommunicationError, FastFLError
 from fastfl.utils.message_code import MessageCode
 
-__all__ = ["DistNetwork", "NetworkConfigError", "type2byte"]
+__all__ = ["DistNetwork", "Message", "NetworkConfigError", "type2byte"]
 
 _LOG = logging.getLogger("fastfl.network")
 ENV_KEYS = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
@@ -36,6 +38,22 @@ type2byte: dict[torch.dtype, int] = dict(ITEMSIZE)
 
 class NetworkConfigError(FastFLError, ValueError):
     """A DistNetwork argument or environment variable is missing or out of range."""
+
+
+class Message(NamedTuple):
+    """One received package: FedLab's triple plus the package's metadata.
+
+    Attributes:
+        sender: the rank it came from.
+        message_code: its MessageCode.
+        content: its tensors, or None when it held none.
+        meta: the sender's `Package.meta` (empty when none was set, or in FedLab's wire format).
+    """
+
+    sender: int
+    message_code: MessageCode
+    content: list[Tensor] | None
+    meta: dict[str, int | float]
 
 
 class DistNetwork:
@@ -81,6 +99,7 @@ class DistNetwork:
         self.wire_dtype = wire_dtype
         self.send_volume_intotal = 0
         self.recv_volume_intotal = 0
+        self.farewells: set[int] = set()  # ranks sent an Exit or that sent one: their leaving is expected
 
     @property
     def timeout(self) -> float:
@@ -118,6 +137,7 @@ class DistNetwork:
             self.recv_volume_intotal,
         )
         if dist.is_initialized():
+            _peers.release()  # wakes this process's watch and receive threads before the group goes
             transport.forget_group()
             dist.destroy_process_group()
 
@@ -127,12 +147,20 @@ class DistNetwork:
         message_code: MessageCode | int | None = None,
         dst: int = 0,
         count: bool = True,
+        *,
+        meta: Mapping[str, int | float] | None = None,
     ) -> None:
-        """Pack `content` and send it with `message_code` to rank `dst`."""
-        self.send_package(Package(message_code, content, wire_dtype=self.wire_dtype), dst, count=count)
+        """Pack `content` and send it with `message_code` to rank `dst`.
+
+        `meta` (a few named numbers) travels in fastfl's wire format beside the content; the
+        receiver reads it with `recv_message`, FedLab-style `recv` never shows it.
+        """
+        self.send_package(_package(message_code, content, self.wire_dtype, meta), dst, count=count)
 
     def send_package(self, package: Package, dst: int = 0, count: bool = True) -> None:
         """Send an already built package (build once, send to many)."""
+        if package.message_code == MessageCode.Exit.value:
+            self.farewells.add(dst)  # before sending: the peer may close as soon as it has it
         self.processor.send_package(package, dst)
         if count:
             self.send_volume_intotal += package.nbytes
@@ -147,15 +175,45 @@ class DistNetwork:
             )
 
     def recv(self, src: int | None = None, count: bool = True) -> Received:
-        """Receive one package from `src` (None: any rank); return (sender, message_code, content)."""
-        (sender, code, content), nbytes = self.processor.recv_counted(src)
+        """Receive one package from `src` (None: any rank); return (sender, message_code, content).
+
+        Raises:
+            PeerLostError: `src` is a rank whose connection closed (its process exited or died).
+            CommunicationError: the wait ran past the timeout, or the network failed.
+        """
+        sender, code, content, _ = self.recv_message(src, count)
+        return sender, code, content
+
+    def recv_message(self, src: int | None = None, count: bool = True) -> Message:
+        """Like `recv`, and also return the package's metadata: a `Message`."""
+        message, nbytes = _receive(self.processor, src)
         if count:
             self.recv_volume_intotal += nbytes
+        if message.message_code == MessageCode.Exit:
+            self.farewells.add(message.sender)
         if _LOG.isEnabledFor(logging.DEBUG):
             _LOG.debug(
-                "rank %d received package from %d, message code %s, %d bytes", self.rank, sender, code, nbytes
+                "rank %d received package from %d, message code %s, %d bytes",
+                self.rank,
+                message.sender,
+                message.message_code,
+                nbytes,
             )
-        return sender, code, content
+        return message
+
+    def watch_peers(self, on_lost: Callable[[int, str], None], ranks: Sequence[int] | None = None) -> int:
+        """Call `on_lost(rank, reason)` (from a daemon thread) when a peer's connection closes.
+
+        A closed connection is an event gloo reports within milliseconds of the peer's exit or
+        death; this is how a server blocked in an any-source receive learns of a dead client.
+        Watched over gloo only. Returns how many peers are watched.
+
+        Args:
+            on_lost: the callback; it runs once per lost rank, on that rank's watch thread.
+            ranks: the peers to watch (None: every other rank).
+        """
+        transport.check_usable()
+        return len(_peers.watch(self._peers(ranks, "ranks"), on_lost))
 
     def broadcast_send(
         self,
@@ -186,6 +244,23 @@ class DistNetwork:
             f"torch.distributed connection is initializing with ip address {ip}:{port}, rank {self.rank}, "
             f"world size: {self.world_size}, backend {self.dist_backend}, ethernet {self.ethernet}."
         )
+
+
+def _package(code: MessageCode | int | None, content: Any, wire_dtype: Any, meta: Any) -> Package:
+    """A Package, with `meta` when one is given (the keyword exists once package metadata has landed)."""
+    if not meta:
+        return Package(code, content, wire_dtype=wire_dtype)
+    return Package(code, content, wire_dtype=wire_dtype, meta=meta)
+
+
+def _receive(processor: PackageProcessor, src: int | None) -> tuple[Message, int]:
+    """Receive one package as a Message, with its bytes as they travelled."""
+    receive = getattr(processor, "receive", None)
+    if receive is None:  # a processor without metadata support
+        (sender, code, content), nbytes = processor.recv_counted(src)
+        return Message(sender, code, content, {}), nbytes
+    got = receive(src)
+    return Message(got.sender, got.message_code, got.content, got.meta), got.nbytes
 
 
 def _from_env(
