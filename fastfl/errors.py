@@ -86,3 +86,7 @@ class PeerLostError(CommunicationError):
 
     def __reduce__(self) -> tuple[type, tuple[int, str]]:
         return type(self), (self.rank, str(self))
+
+
+class RunMismatchError(CommunicationError):
+    """A process tried to join another run: a different run identity or world size, or a rank taken twice."""

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from fastfl.core import _peers
+from fastfl.core import _peers, _rendezvous
 from fastfl.core.communicator import transport
 from fastfl.core.communicator.package import Package
 from fastfl.core.communicator.processor import PackageProcessor, Received
@@ -70,6 +70,9 @@ class DistNetwork:
         wire_dtype: torch.float16 or torch.bfloat16 to send floating tensors narrowed; the
             receiver gets them back in their own dtype.
         max_message_bytes: the largest package body accepted from a peer.
+        run_id: this run's identity, checked at the rendezvous so that a process never joins
+            another run; None reads FASTFL_RUN_ID (the launcher sets it), and when that is unset
+            too, rank 0 makes one up and the other ranks accept it.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class DistNetwork:
         wire: str = "fastfl",
         wire_dtype: torch.dtype | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        run_id: str | None = None,
     ) -> None:
         if address is None or world_size is None or rank is None:
             address, world_size, rank = _from_env(address, world_size, rank)
@@ -97,6 +101,7 @@ class DistNetwork:
         self.processor = PackageProcessor(wire=wire, timeout=timeout, max_message_bytes=max_message_bytes)
         Package(wire_dtype=wire_dtype)  # validates wire_dtype now rather than at the first send
         self.wire_dtype = wire_dtype
+        self.run_id = _run_id(run_id)
         self.send_volume_intotal = 0
         self.recv_volume_intotal = 0
         self.farewells: set[int] = set()  # ranks sent an Exit or that sent one: their leaving is expected
@@ -107,7 +112,14 @@ class DistNetwork:
         return self.processor.timeout
 
     def init_network_connection(self) -> None:
-        """Join the process group; blocks until all `world_size` processes joined (or the timeout)."""
+        """Join the process group; blocks until all `world_size` processes joined (or the timeout).
+
+        Raises:
+            CommunicationTimeout: the rendezvous did not complete within the timeout (also when
+                something that is not a fastfl run listens on the port).
+            RunMismatchError: the rendezvous belongs to another run (see `run_id`).
+            CommunicationError: joining failed otherwise.
+        """
         _LOG.info(str(self))
         if dist.is_initialized():
             raise CommunicationError(
@@ -118,16 +130,19 @@ class DistNetwork:
         if self.dist_backend == "nccl" and "LOCAL_RANK" in os.environ:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         ip, port = self.address
+        store = None  # mpi's own launcher does the rendezvous
+        if self.dist_backend != "mpi":
+            store = _rendezvous.join(ip, port, self.world_size, self.rank, self.timeout, self.run_id)
         try:
             dist.init_process_group(
                 backend=self.dist_backend,
-                init_method=f"tcp://{ip}:{port}",
+                store=store,
                 rank=self.rank,
                 world_size=self.world_size,
                 timeout=timedelta(seconds=self.timeout),
             )
         except (RuntimeError, ValueError) as err:
-            raise CommunicationError(f"could not join the process group at {ip}:{port}: {err}") from err
+            raise _rendezvous.join_error(err, store, f"{ip}:{port}", self.world_size, self.timeout) from err
 
     def close_network_connection(self) -> None:
         """Log the traffic totals and leave the process group (if this process is in one)."""
@@ -285,6 +300,15 @@ def _from_env(
         address = (env["MASTER_ADDR"], env["MASTER_PORT"])
     world = int(env["WORLD_SIZE"]) if world_size is None else world_size
     return address, world, int(env["RANK"]) if rank is None else rank
+
+
+def _run_id(run_id: object) -> str | None:
+    """The run identity: the argument, else $FASTFL_RUN_ID, else None (rank 0 makes one up)."""
+    if run_id is None:
+        run_id = os.environ.get(_rendezvous.RUN_ID_ENV) or None
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip() or "|" in run_id):
+        raise NetworkConfigError(f"run_id must be a non-empty string without '|', got {run_id!r}")
+    return run_id
 
 
 def _port(port: int | str) -> int:
