@@ -114,7 +114,7 @@ def launch(
         except (_Stopped, KeyboardInterrupt) as stop:
             signum = stop.signum if isinstance(stop, _Stopped) else signal.SIGINT
             name = signal.Signals(signum).name
-            print(f"fastfl.launch: got {name}; stopping all processes", file=sys.stderr)
+            print(f"fastfl.launch: interrupted by {name}; stopping all processes", file=sys.stderr)
             status = 128 + signum
         finally:
             with _stop_signals(signal.SIG_IGN):  # a second signal must not cut the clean-up short

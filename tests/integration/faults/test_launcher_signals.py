@@ -34,6 +34,6 @@ def test_a_stop_signal_stops_every_rank_and_child(tmp_path, sig):
     launcher.send_signal(sig)
     ((code, out),) = wait_all([launcher], deadline=20)
     assert code == 128 + sig, out
-    assert f"got {signal.Signals(sig).name}; stopping all processes" in out
+    assert f"interrupted by {signal.Signals(sig).name}; stopping all processes" in out
     assert not orphans([launcher]), "a rank or a rank's child outlived the launcher"
     assert not [pid for pid in started if alive(pid)], "a rank's child survived"
