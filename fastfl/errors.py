@@ -143,3 +143,7 @@ class PeerLostError(CommunicationError):
 
 class RunMismatchError(CommunicationError):
     """A process tried to join another run: a different run identity or world size, or a rank taken twice."""
+
+
+class UnknownAlgorithmError(FastFLError, ValueError):
+    """An algorithm name that `fastfl.contrib.algorithm` does not know (the message lists the known ones)."""
