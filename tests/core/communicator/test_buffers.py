@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastfl.core.communicator import Package, reader, transport, wire
+from fastfl.core.communicator import Package, PackageProcessor, reader, transport, wire
 from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, BodyBuffers, BufferPool, FrameRing, HostBlock
 from fastfl.utils import MessageCode
 
@@ -93,7 +93,7 @@ class FakeLink:
 
 
 GROUP = transport.Group(rank=0, world_size=2, device=torch.device("cpu"))
-SETTINGS = reader.Settings(timeout=5.0, max_message_bytes=1 << 30, max_tensors=1000, restore_dtypes=True)
+SETTINGS = PackageProcessor(timeout=5.0, max_tensors=1000)
 
 
 def _package(value: float, big: bool) -> Package:
