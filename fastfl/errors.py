@@ -126,3 +126,24 @@ class RoleTypeError(FastFLError, TypeError):
 
 class LaunchError(FastFLError, ValueError):
     """The launcher got an invalid command list or setting."""
+
+
+class PeerLostError(CommunicationError):
+    """A peer's connection closed (its process exited or crashed); `rank` names that peer."""
+
+    def __init__(self, rank: int, message: str | None = None) -> None:
+        self.rank = rank
+        super().__init__(
+            message or f"the connection to rank {rank} was closed (that process exited or crashed)"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return type(self), (self.rank, str(self))
+
+
+class RunMismatchError(CommunicationError):
+    """A process tried to join another run: a different run identity or world size, or a rank taken twice."""
+
+
+class UnknownAlgorithmError(FastFLError, ValueError):
+    """An algorithm name that `fastfl.contrib.algorithm` does not know (the message lists the known ones)."""
