@@ -39,7 +39,7 @@ PACK_IMPLS = ["fastfl", "fedlab", "torch-cat", "copy"]
 UPLINKS = [("cnn", 10), pytest.param("cnn", 50, marks=pytest.mark.slow), ("mlp", 50)]
 LOOP_IMPLS = ["raw", "raw-alloc", "fastfl", "fastfl-pack", "fedlab"]
 MODES = {name: i + 1 for i, name in enumerate([*LOOP_IMPLS, "alternate"])}
-PAIRS = {1_000: 3000, 10_000_000: 30}
+PAIRS = {1_000: 3000, 10_000_000: 60}
 SIZES = [1_000, 10_000_000]
 
 
