@@ -244,3 +244,21 @@ def test_fuzz_mutated_codec_bodies_raise_only_wire_format_errors(data):
     except WireFormatError:
         return
     assert len(out) == 3 and out[1].shape == (2, 3)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(0, 5),
+    dims=st.integers(0, 10),
+    payload=st.integers(0, 200),
+    body_bytes=st.binary(min_size=0, max_size=800),
+)
+def test_fuzz_codec_table_with_random_bytes(count, dims, payload, body_bytes):
+    table = wire.table_bytes(count, dims, codecs=True)
+    head = wire.Header(2, 0, 1, count, payload, table, wire.align(payload, 8) + table, dims, True, 0, True)
+    body = torch.tensor(list(body_bytes.ljust(head.body_bytes, b"\0")[: head.body_bytes]), dtype=torch.uint8)
+    try:
+        out = reader.unpack(body, wire.decode_header(wire.encode_header(head)))
+    except WireFormatError:
+        return
+    assert len(out) == count
