@@ -24,6 +24,8 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
+from fastfl.errors import LaunchError
+
 __all__ = ["STOP_SIGNALS", "free_port", "launch", "main"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -104,7 +106,7 @@ def launch(
         timeout, 128 + the signal's number for Ctrl-C (130), SIGTERM (143) or SIGHUP (129)).
     """
     if not commands:
-        raise ValueError("commands is empty; give at least one process to start")
+        raise LaunchError("commands is empty; give at least one process to start")
     procs: list[subprocess.Popen] = []
     status = 0
     with _stop_signals(_raise_stopped):
