@@ -14,12 +14,19 @@ import logging
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from fastfl.core.client import ActiveClientManager, PassiveClientManager, SGDClientTrainer, SubsetSerialTrainer
+from fastfl.core.client import (
+    ActiveClientManager,
+    PassiveClientManager,
+    SGDClientTrainer,
+    SubsetSerialTrainer,
+)
 from fastfl.core.network import DistNetwork
 from fastfl.core.server import (
     AsynchronousServerManager,
@@ -30,8 +37,12 @@ from fastfl.core.server import (
 from fastfl.core.server.hierarchical import Scheduler
 
 torch.set_num_threads(1)
-logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s", stream=sys.stdout)
 SERIAL_CLIENTS = 3
+
+
+def setup_logging() -> None:
+    """Warnings and errors of fastfl's loggers to stdout, one line each."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s", stream=sys.stdout)
 
 
 def _die() -> None:
@@ -51,10 +62,14 @@ def _data() -> TensorDataset:
 def _trainer(kind: str):
     model = nn.Linear(3, 2)
     if kind == "serial":
-        return SubsetSerialTrainer(model, _data(), [list(range(i * 20, i * 20 + 20)) for i in range(SERIAL_CLIENTS)])
+        return SubsetSerialTrainer(
+            model, _data(), [list(range(i * 20, i * 20 + 20)) for i in range(SERIAL_CLIENTS)]
+        )
     x, y = _data().tensors
     loader = list(zip(x.split(20), y.split(20), strict=True))
-    return SGDClientTrainer(model, loader, 1, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss())
+    return SGDClientTrainer(
+        model, loader, 1, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss()
+    )
 
 
 def _arm(trainer, die: dict | None) -> None:
@@ -75,6 +90,16 @@ def _arm(trainer, die: dict | None) -> None:
     trainer.local_process = local_process
 
 
+def _slow(trainer, seconds: float) -> None:
+    original = trainer.local_process
+
+    def local_process(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    trainer.local_process = local_process
+
+
 def _report(**fields) -> None:
     print("RESULT " + json.dumps(fields), flush=True)
 
@@ -82,6 +107,8 @@ def _report(**fields) -> None:
 def client(a: dict) -> None:
     """A passive client (sync, serial and hierarchical lower groups)."""
     trainer = _trainer(a.get("kind", "sgd"))
+    if a.get("pause"):  # seconds of "training" per round, so that rounds take some time
+        _slow(trainer, a["pause"])
     _arm(trainer, a.get("die"))
     PassiveClientManager(_net(a), trainer).run()
     _report(rank=a["rank"])
@@ -94,8 +121,11 @@ def server(a: dict) -> None:
 
     def on_round_end(h):
         rounds.append([h.round, h.last_round_clients])
+        print(f"ROUND {h.round} {h.last_round_clients}", flush=True)
         if a.get("die", {}).get("round") == h.round:
             _die()
+        if a.get("kill", {}).get("round") == h.round:  # kill another process (a scheduler) here
+            os.kill(int(Path(a["kill"]["pidfile"]).read_text()), signal.SIGKILL)
 
     handler = SyncParameterServerHandler(nn.Linear(3, 2), a["rounds"], 1.0, seed=1, on_round_end=on_round_end)
     manager = SynchronousServerManager(_net(a), handler, **a.get("manager", {}))
@@ -135,6 +165,8 @@ def async_server(a: dict) -> None:
 
 def scheduler(a: dict) -> None:
     """A hierarchical scheduler: client `rank` of the upper group, rank 0 of its lower group."""
+    if "pidfile" in a:
+        Path(a["pidfile"]).write_text(str(os.getpid()))
     upper = _net(a)
     lower = DistNetwork(("127.0.0.1", a["lower_port"]), a["lower_world"], 0, timeout=a.get("timeout", 120))
     Scheduler(upper, lower).run()
@@ -142,4 +174,5 @@ def scheduler(a: dict) -> None:
 
 
 if __name__ == "__main__":
+    setup_logging()
     globals()[sys.argv[1]](json.loads(sys.argv[2]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.integration._procs import free_port
 from tests.integration.faults._harness import orphans, wait_all, worker
@@ -51,7 +52,10 @@ class Outcome:
 
     def check_survivors_ended(self) -> None:
         """Every process that was not killed ended by itself; none left behind."""
-        report = "\n".join(f"--- {p.name} ({c}):\n{o[-3000:]}" for p, c, o in zip(self.procs, self.codes, self.outputs, strict=True))
+        report = "\n".join(
+            f"--- {p.name} ({c}):\n{o[-3000:]}"
+            for p, c, o in zip(self.procs, self.codes, self.outputs, strict=True)
+        )
         stuck = [p.name for p, c in zip(self.procs, self.codes, strict=True) if c is None]
         assert not stuck, f"still running at the deadline: {stuck}\n{report}"
         assert not self.left, f"processes left behind: {self.left}\n{report}"
@@ -60,9 +64,9 @@ class Outcome:
                 assert c == -9, f"{p.name} was meant to be killed at its kill point, exit code {c}\n{report}"
 
 
-def run(procs: list[Proc], deadline: float = DEADLINE) -> Outcome:
-    """Start every process, wait (bounded), and look for orphans."""
-    popen = [worker(p.role, {"timeout": NETWORK_TIMEOUT, **p.args}) for p in procs]
+def run(procs: list[Proc], logs: Path, deadline: float = DEADLINE) -> Outcome:
+    """Start every process (output to files under `logs`), wait (bounded), and look for orphans."""
+    popen = [worker(p.role, {"timeout": NETWORK_TIMEOUT, **p.args}, logs / f"{p.name}.log") for p in procs]
     results = wait_all(popen, deadline)
     left = orphans(popen)
     return Outcome(procs, [c for c, _ in results], [o for _, o in results], left)
@@ -87,21 +91,26 @@ def flat(kind: str, clients: int, victim: int | None = None, die: dict | None = 
     return procs
 
 
-def hierarchical(groups: int = 2, victim: tuple[int, int] | None = None, die: dict | None = None) -> list[Proc]:
+def hierarchical(
+    tmp_path: Path, groups: int = 2, victim: tuple[int, int] | None = None, die: dict | None = None
+) -> list[Proc]:
     """A top server, `groups` schedulers, two sgd clients under each; `victim` = (group, lower rank).
 
-    Lower rank 0 is the scheduler itself: a victim (g, 0) kills scheduler g (its process only;
-    its connectors must notice and exit).
+    Lower rank 0 is the scheduler itself: a victim (g, 0) is killed by the top server at the end
+    of round ``die["call"]`` (its process only: its connectors must notice and exit).
     """
     top_port, lower_ports = free_port(), [free_port() for _ in range(groups)]
-    procs = [Proc("server", {"port": top_port, "world": groups + 1, "rank": 0, "rounds": ROUNDS}, "top")]
+    top = {"port": top_port, "world": groups + 1, "rank": 0, "rounds": ROUNDS}
+    procs = [Proc("server", top, "top")]
     for g in range(1, groups + 1):
-        args = {"port": top_port, "world": groups + 1, "rank": g, "lower_port": lower_ports[g - 1], "lower_world": 3}
+        args = {"port": top_port, "world": groups + 1, "rank": g}
+        args.update(lower_port=lower_ports[g - 1], lower_world=3)
         if victim == (g, 0):
-            args["die_after"] = die
+            args["pidfile"] = str(tmp_path / f"scheduler{g}.pid")
+            top["kill"] = {"round": die["call"], "pidfile": args["pidfile"]}
         procs.append(Proc("scheduler", args, f"scheduler{g}", killed=victim == (g, 0)))
         for r in (1, 2):
-            args = {"port": lower_ports[g - 1], "world": 3, "rank": r, "kind": "sgd"}
+            args = {"port": lower_ports[g - 1], "world": 3, "rank": r, "kind": "sgd", "pause": 0.2}
             if victim == (g, r):
                 args["die"] = die
             procs.append(Proc("client", args, f"g{g}client{r}", killed=victim == (g, r)))
