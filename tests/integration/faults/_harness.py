@@ -45,6 +45,7 @@ def _role_entry(role: str, args: dict, log: str) -> None:
     os.dup2(fd, 2)
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's own stdout, until it ends
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    os.environ.update(args.pop("env", {}))
     from tests.integration.faults import _roles
 
     _roles.setup_logging()

@@ -150,10 +150,32 @@ class _TimedTrainer:
         return [self.inner.model_parameters, torch.tensor([self.time])]
 
 
+class _DyingActiveManager(ActiveClientManager):
+    """An active client that dies right after its `die["call"]`-th request (before the reply)."""
+
+    def __init__(self, network, trainer, call: int):
+        super().__init__(network, trainer)
+        self._requests, self._call = 0, call
+
+    def request(self) -> None:
+        super().request()
+        self._requests += 1
+        if self._requests == self._call:
+            _die()
+
+
 def active_client(a: dict) -> None:
+    """An active (asynchronous) client; `die` may also name the phase "request"."""
     trainer = _TimedTrainer()
-    _arm(trainer, a.get("die"))
-    ActiveClientManager(_net(a), trainer).run()
+    die = a.get("die")
+    if a.get("pause"):
+        _slow(trainer, a["pause"])
+    if die and die["phase"] == "request":
+        manager = _DyingActiveManager(_net(a), trainer, die["call"])
+    else:
+        _arm(trainer, die)
+        manager = ActiveClientManager(_net(a), trainer)
+    manager.run()
     _report(rank=a["rank"])
 
 

@@ -72,10 +72,30 @@ def run(procs: list[Proc], logs: Path, deadline: float = DEADLINE) -> Outcome:
     return Outcome(procs, [c for c, _ in results], [o for _, o in results], left)
 
 
-def kill_point(seed: int, ranks: list[int], rounds: int = ROUNDS) -> tuple[int, dict]:
-    """A seeded random (rank, die) pair: which client dies, at which training call, in which phase."""
+def kill_point(
+    seed: int, ranks: list[int], rounds: int = ROUNDS, phases: tuple[str, ...] = ("before", "after")
+) -> tuple[int, dict]:
+    """A seeded random (rank, die) pair: which client dies, at which training call, in which phase.
+
+    The phase cycles with the seed, so any run of consecutive seeds covers every phase.
+    """
     rng = random.Random(seed)
-    return rng.choice(ranks), {"call": rng.randint(1, rounds), "phase": rng.choice(["before", "after"])}
+    return rng.choice(ranks), {"call": rng.randint(1, rounds), "phase": phases[seed % len(phases)]}
+
+
+def asynchronous(
+    clients: int, updates: int, victim: int | None = None, die: dict | None = None
+) -> list[Proc]:
+    """An asynchronous run: the server stops after `updates` updates; active clients 1..`clients`."""
+    port, world = free_port(), clients + 1
+    base = {"port": port, "world": world}
+    procs = [Proc("async_server", {**base, "rank": 0, "updates": updates}, "server")]
+    for r in range(1, world):
+        args = {**base, "rank": r, "pause": 0.05}
+        if r == victim:
+            args["die"] = die
+        procs.append(Proc("active_client", args, f"client{r}", killed=r == victim))
+    return procs
 
 
 def flat(kind: str, clients: int, victim: int | None = None, die: dict | None = None) -> list[Proc]:
@@ -92,7 +112,11 @@ def flat(kind: str, clients: int, victim: int | None = None, die: dict | None = 
 
 
 def hierarchical(
-    tmp_path: Path, groups: int = 2, victim: tuple[int, int] | None = None, die: dict | None = None
+    tmp_path: Path,
+    groups: int = 2,
+    victim: tuple[int, int] | None = None,
+    die: dict | None = None,
+    manager: dict | None = None,
 ) -> list[Proc]:
     """A top server, `groups` schedulers, two sgd clients under each; `victim` = (group, lower rank).
 
@@ -100,7 +124,7 @@ def hierarchical(
     of round ``die["call"]`` (its process only: its connectors must notice and exit).
     """
     top_port, lower_ports = free_port(), [free_port() for _ in range(groups)]
-    top = {"port": top_port, "world": groups + 1, "rank": 0, "rounds": ROUNDS}
+    top = {"port": top_port, "world": groups + 1, "rank": 0, "rounds": ROUNDS, "manager": manager or {}}
     procs = [Proc("server", top, "top")]
     for g in range(1, groups + 1):
         args = {"port": top_port, "world": groups + 1, "rank": g}

@@ -56,7 +56,7 @@ def test_kill_the_server(tmp_path):
         assert "rank 0" in out.output(name) and "closed" in out.output(name)
 
 
-@pytest.mark.parametrize("seed", _seeds())
+@pytest.mark.parametrize("seed", [0, *(pytest.param(s, marks=pytest.mark.slow) for s in [1, 2, *SLOW_SEEDS])])
 def test_kill_a_scheduler(tmp_path, seed):
     group, die = sc.kill_point(seed, [1, 2], rounds=sc.ROUNDS - 1)
     procs = sc.hierarchical(tmp_path, victim=(group, 0), die=die)
@@ -77,3 +77,39 @@ def test_kill_a_scheduler(tmp_path, seed):
         assert out.codes[[p.name for p in procs].index(f"g{other}client{r}")] == 0
         orphaned = out.output(f"g{group}client{r}")
         assert "rank 0" in orphaned and "closed" in orphaned
+
+
+ASYNC_UPDATES = 8
+
+
+@pytest.mark.parametrize("seed", _seeds())
+def test_kill_a_client_of_an_asynchronous_run(tmp_path, seed):
+    victim, die = sc.kill_point(seed, [1, 2], rounds=3, phases=("before", "after", "request"))
+    out = sc.run(sc.asynchronous(2, ASYNC_UPDATES, victim, die), tmp_path)
+    out.check_survivors_ended()
+    assert f"rank {victim}" in out.output("server")
+    assert out.result("server")["time"] == ASYNC_UPDATES + 1, (
+        "the survivor's updates carry the run to its end"
+    )
+    assert out.codes[3 - victim] == 0, out.output(f"client{3 - victim}")
+
+
+LOWER_ROUND_TIMEOUT = 3.0
+
+
+@pytest.mark.parametrize("seed", _seeds())
+def test_kill_a_lower_client_of_a_hierarchical_run(tmp_path, seed):
+    """The scheduler names its lost client at once; for the top server the group's missing update
+    is a silent one, which the round deadline catches (set short here, to keep the test short)."""
+    (group, rank), die = sc.kill_point(seed, [(1, 1), (1, 2), (2, 1), (2, 2)], rounds=sc.ROUNDS - 1)
+    manager = {"round_timeout": LOWER_ROUND_TIMEOUT}
+    procs = sc.hierarchical(tmp_path, victim=(group, rank), die=die, manager=manager)
+    out = sc.run(procs, tmp_path)
+    out.check_survivors_ended()
+    assert f"lost lower rank {rank}" in out.output(f"scheduler{group}")
+    assert f"rank(s) [{group}]" in out.output("top")
+    k = die["call"]
+    expected = [[r, 4 if r < k else 3 if r == k else 2] for r in range(1, sc.ROUNDS + 1)]
+    assert out.result("top")["rounds"] == expected, "the group sits out once it missed a deadline"
+    survivors = [p for p in procs if not p.killed]
+    assert all(out.codes[procs.index(p)] == 0 for p in survivors), out.codes
