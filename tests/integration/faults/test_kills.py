@@ -113,3 +113,13 @@ def test_kill_a_lower_client_of_a_hierarchical_run(tmp_path, seed):
     assert out.result("top")["rounds"] == expected, "the group sits out once it missed a deadline"
     survivors = [p for p in procs if not p.killed]
     assert all(out.codes[procs.index(p)] == 0 for p in survivors), out.codes
+
+
+@pytest.mark.slow
+def test_kill_a_client_with_on_missing_error_stops_the_run_clearly(tmp_path):
+    procs = sc.flat("sgd", 2, victim=1, die={"call": 2, "phase": "before"})
+    procs[0].args["manager"] = {"on_missing": "error"}
+    out = sc.run(procs, tmp_path)
+    out.check_survivors_ended()
+    assert out.codes[0] not in (0, None) and "rank 1" in out.output("server")
+    assert "RESULT" not in out.output("server")
