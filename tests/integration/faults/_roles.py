@@ -42,11 +42,12 @@ SERIAL_CLIENTS = 3
 
 def setup_logging() -> None:
     """Warnings and errors of fastfl's loggers to stdout, one line each."""
-    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s", stream=sys.stdout)
+    fmt = "%(created).3f %(name)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.WARNING, format=fmt, stream=sys.stdout)
 
 
 def _die() -> None:
-    sys.stdout.flush()
+    print(f"{time.time():.3f} DIE", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -110,7 +111,11 @@ def client(a: dict) -> None:
     if a.get("pause"):  # seconds of "training" per round, so that rounds take some time
         _slow(trainer, a["pause"])
     _arm(trainer, a.get("die"))
-    PassiveClientManager(_net(a), trainer).run()
+    try:
+        PassiveClientManager(_net(a), trainer).run()
+    except Exception as err:
+        print(f"{time.time():.3f} FAILED {type(err).__name__}: {err}", flush=True)
+        raise
     _report(rank=a["rank"])
 
 
@@ -125,6 +130,7 @@ def server(a: dict) -> None:
         if a.get("die", {}).get("round") == h.round:
             _die()
         if a.get("kill", {}).get("round") == h.round:  # kill another process (a scheduler) here
+            print(f"{time.time():.3f} KILL", flush=True)
             os.kill(int(Path(a["kill"]["pidfile"]).read_text()), signal.SIGKILL)
 
     handler = SyncParameterServerHandler(nn.Linear(3, 2), a["rounds"], 1.0, seed=1, on_round_end=on_round_end)
