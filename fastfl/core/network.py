@@ -25,7 +25,7 @@ from fastfl.core._netconfig import from_env, int_arg, port_arg, run_id_arg
 from fastfl.core.communicator import transport
 from fastfl.core.communicator.package import Package
 from fastfl.core.communicator.processor import PackageProcessor, Received
-from fastfl.core.communicator.wire import DEFAULT_MAX_MESSAGE_BYTES, ITEMSIZE
+from fastfl.core.communicator.wire import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TENSORS, ITEMSIZE
 from fastfl.errors import CommunicationError, NetworkConfigError
 from fastfl.utils.message_code import MessageCode
 
@@ -67,6 +67,7 @@ class DistNetwork:
         wire_dtype: torch.float16 or torch.bfloat16 to send floating tensors narrowed; the
             receiver gets them back in their own dtype.
         max_message_bytes: the largest package body accepted from a peer.
+        max_tensors: the most tensors a package from a peer may hold (checked against its header).
         run_id: this run's identity, checked at the rendezvous so that a process never joins
             another run; None reads FASTFL_RUN_ID (the launcher sets it), and when that is unset
             too, rank 0 makes one up and the other ranks accept it.
@@ -84,6 +85,7 @@ class DistNetwork:
         wire: str = "fastfl",
         wire_dtype: torch.dtype | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_tensors: int = DEFAULT_MAX_TENSORS,
         run_id: str | None = None,
     ) -> None:
         if address is None or world_size is None or rank is None:
@@ -95,7 +97,9 @@ class DistNetwork:
             raise NetworkConfigError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
         self.ethernet = ethernet
         self.dist_backend = dist_backend
-        self.processor = PackageProcessor(wire=wire, timeout=timeout, max_message_bytes=max_message_bytes)
+        self.processor = PackageProcessor(
+            wire=wire, timeout=timeout, max_message_bytes=max_message_bytes, max_tensors=max_tensors
+        )
         Package(wire_dtype=wire_dtype)  # validates wire_dtype now rather than at the first send
         self.wire_dtype = wire_dtype
         self.run_id = run_id_arg(run_id)
