@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), rounds=10)
     parser.add_argument("--clients", type=int, default=100, help="clients in total")
     parser.add_argument("--sample-ratio", type=float, default=0.1, help="fraction of clients per round")
-    parser.add_argument("--uniform", action="store_true", help="FedLab's uniform FedAvg (default: weighted)")
     parser.add_argument("--save", default=None, help="save the final flat global model here")
     parser.add_argument(
         "--batch-clients",
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     train, test = load_data(args.data, seed=args.seed)
     model = make_model(features(train))
     handler = SyncParameterServerHandler(
-        model, args.rounds, args.sample_ratio, weighted=not args.uniform, seed=args.seed
+        model, args.rounds, args.sample_ratio, weighted=args.weighted, seed=args.seed
     )
     handler.client_num_in_total = args.clients
     trainer = SubsetSerialTrainer(
@@ -59,6 +58,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         start = time.perf_counter()
         ids = handler.sample_clients()
         trainer.local_process(ids, handler.downlink_package)
+        handler.receive_meta(trainer.uplink_meta)  # the sample counts, for --weighted
         handler._update_global_model(trainer.uplink_package)
         loss, acc = evaluate(handler.model, test)
         reporter.record(handler.round, len(ids), loss, acc, time.perf_counter() - start)
