@@ -73,3 +73,12 @@ class DatasetFileError(FastFLError, FileNotFoundError):
 
 class OptionalDependencyError(FastFLError, ImportError):
     """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
+
+
+# Packages.
+class PackageError(FastFLError, ValueError):
+    """A Package was given an invalid value (a bad metadata key, too many entries, ...)."""
+
+
+class PackageTypeError(FastFLError, TypeError):
+    """A Package was given content or metadata of an unsupported type."""

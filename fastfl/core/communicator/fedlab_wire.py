@@ -11,7 +11,9 @@ after the whole package has arrived, so a bad code does not desynchronise the st
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -25,7 +27,7 @@ from fastfl.core.communicator.package import (
     Package,
     to_message_code,
 )
-from fastfl.core.communicator.wire import ITEMSIZE, MAX_NDIM
+from fastfl.core.communicator.wire import DEFAULT_MAX_TENSORS, ITEMSIZE, MAX_NDIM
 from fastfl.dtypes import DType, code_of, torch_dtype
 from fastfl.errors import WireFormatError
 from fastfl.utils.message_code import MessageCode
@@ -33,8 +35,8 @@ from fastfl.utils.message_code import MessageCode
 FEDLAB_MAX_CODE = int(DType.FLOAT64)
 
 
-def parse_slices(slices: list[int]) -> list[tuple[int, tuple[int, ...]]]:
-    """Return (numel, shape) per tensor from FedLab slices, checking every record.
+def parse_slices(slices: Sequence[int] | np.ndarray) -> list[tuple[int, tuple[int, ...]]]:
+    """Return (numel, shape) per tensor from FedLab slices (a list or an int array), checking every record.
 
     Raises:
         WireFormatError: a record is truncated, has a negative entry, or its shape does not
@@ -45,10 +47,10 @@ def parse_slices(slices: list[int]) -> list[tuple[int, tuple[int, ...]]]:
     while i < len(slices):
         if i + 2 > len(slices):
             raise WireFormatError(f"slices end inside a record at entry {i} of {len(slices)}")
-        numel, ndim = slices[i], slices[i + 1]
+        numel, ndim = int(slices[i]), int(slices[i + 1])
         if numel < 0 or not 0 <= ndim <= MAX_NDIM or i + 2 + ndim > len(slices):
             raise WireFormatError(f"bad slice record at entry {i}: numel {numel}, ndim {ndim}")
-        shape = tuple(slices[i + 2 : i + 2 + ndim])
+        shape = tuple(int(d) for d in slices[i + 2 : i + 2 + ndim])
         if any(d < 0 for d in shape) or math.prod(shape) != numel:
             raise WireFormatError(f"slice record at entry {i}: shape {shape} does not hold {numel} elements")
         records.append((numel, shape))
@@ -80,23 +82,32 @@ def fedlab_parts(package: Package, dst: int) -> list[Tensor]:
 
 
 def recv_fedlab(
-    src: int | None, timeout: float, max_message_bytes: int
+    src: int | None, timeout: float, max_message_bytes: int, max_tensors: int = DEFAULT_MAX_TENSORS
 ) -> tuple[int, MessageCode, list[Tensor] | None]:
-    """Receive one package in FedLab's format; return (sender rank, code, tensors or None)."""
+    """Receive one package in FedLab's format; return (sender rank, code, tensors or None).
+
+    The slice count is checked against both limits before the slices are received: a record is
+    at least 2 and at most 2 + MAX_NDIM entries, so `max_tensors` bounds it too.
+    """
     header = torch.empty(HEADER_SIZE, dtype=torch.int32)
     source = transport.recv(header, src, timeout, "receiving a FedLab header")
     _sender, _receiver, slice_size, code, dtype_code = header.tolist()
     if slice_size <= 0:
         return source, to_message_code(code, source), None
-    if 4 * slice_size > max_message_bytes:
+    if 4 * slice_size > max_message_bytes or slice_size > max_tensors * (2 + MAX_NDIM):
         raise WireFormatError(
-            f"FedLab header from rank {source} announces {slice_size} slice entries; too many"
+            f"FedLab header from rank {source} announces {slice_size} slice entries; too many for "
+            f"max_message_bytes={max_message_bytes} and max_tensors={max_tensors}"
         )
     if not 0 <= dtype_code <= FEDLAB_MAX_CODE:
         raise WireFormatError(f"FedLab header from rank {source} has unknown dtype code {dtype_code}")
     slices = torch.empty(slice_size, dtype=torch.int32)
     transport.recv(slices, source, timeout, "receiving FedLab slices")
-    records = parse_slices(slices.tolist())
+    records = parse_slices(slices.numpy())  # no list of every entry: the records are what is kept
+    if len(records) > max_tensors:
+        raise WireFormatError(
+            f"FedLab package from rank {source} holds {len(records)} tensors, over max_tensors={max_tensors}"
+        )
     dtype = torch_dtype(dtype_code)
     numel = sum(n for n, _ in records)
     if numel * ITEMSIZE[dtype] > max_message_bytes:

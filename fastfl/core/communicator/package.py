@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -31,6 +31,7 @@ from fastfl.core.communicator._helpers import (
     zero_frame,
 )
 from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, empty_bytes
+from fastfl.core.communicator.meta import MAX_META_BYTES, Meta, check_meta, encode_meta
 from fastfl.dtypes import FLOAT_DTYPES, HALF_DTYPES, code_of
 from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
 from fastfl.utils.message_code import MessageCode
@@ -67,6 +68,9 @@ class Package:
         content: a tensor, a list or tuple of tensors, or None.
         wire_dtype: torch.float16 or torch.bfloat16 to send floating tensors in that dtype (the
             receiver gets them back in their own dtype); None sends every tensor as it is.
+        meta: a few named numbers (`dict[str, int | float]`, short ASCII keys) that travel with the
+            package in fastfl's wire format and reach the receiver beside the content; FedLab-style
+            code never sees them, and FedLab's three-message format drops them. Kept in `meta`.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class Package:
         content: Tensor | Sequence[Tensor] | None = None,
         *,
         wire_dtype: torch.dtype | None = None,
+        meta: Mapping[str, int | float] | None = None,
     ) -> None:
         code = message_code_value(message_code)
         if wire_dtype is not None and wire_dtype not in HALF_DTYPES:
@@ -87,6 +92,7 @@ class Package:
         self.slices: list[int] = []
         self.dtype: torch.dtype | None = None
         self.wire_dtype = wire_dtype
+        self.meta: Meta = check_meta(meta)
         self.send_lock = threading.Lock()
         self._clear()
         if content is None:
@@ -109,7 +115,9 @@ class Package:
         self._end = 0
         self._dims = 0
         self._table: bytes | None = None
-        self._framed: tuple[int, ...] | None = None  # what the header in an inline frame says
+        self._meta_at: tuple[int, bytes] | None = None  # where the metadata section was written, and what
+        self._tail_end = 0  # where the last body written into the buffer ended
+        self._framed: tuple[object, ...] | None = None  # what the header in an inline frame says
 
     def __del__(self) -> None:
         buf = getattr(self, "_buf", None)
@@ -191,7 +199,7 @@ class Package:
         self._offsets += offsets
         self._end = end
         self._dims += sum(len(s) for s in shapes)
-        self._table = self._framed = None
+        self._table = self._meta_at = self._framed = None
         for t in srcs:
             self.slices += [t.numel(), t.dim(), *t.shape]
         self.set_header_field(HEADER_SLICE_SIZE_IDX, len(self.slices))
@@ -202,13 +210,17 @@ class Package:
         return self.wire_dtype if self.wire_dtype is not None and dtype in FLOAT_DTYPES else dtype
 
     def _reserve(self, end: int, count: int, dims: int, device: torch.device) -> None:
-        """Make the buffer hold `end` payload bytes plus the table, keeping what is packed so far."""
+        """Make the buffer hold `end` payload bytes plus the table and metadata, keeping the payload."""
         if self._buf is not None and self._buf.device != device:
             raise KernelArgumentError(
                 f"tensors are on {device} but the package holds tensors on {self._buf.device}"
             )
         table = wire.table_bytes(len(self._shapes) + count, self._dims + dims)
-        need = HEAD_ROOM + wire.align(end, 8) + table
+        meta_room = min(wire.align(2 + 42 * len(self.meta), 8), MAX_META_BYTES) if self.meta else 0
+        self._grow(HEAD_ROOM + wire.align(end, 8) + table + meta_room, device)
+
+    def _grow(self, need: int, device: torch.device) -> None:
+        """Make the buffer at least `need` bytes long, keeping the payload packed so far."""
         have = 0 if self._buf is None else self._buf.numel()
         if need <= have:
             return
@@ -222,6 +234,8 @@ class Package:
         if self._buf is not None and self._end:
             buf[HEAD_ROOM : HEAD_ROOM + self._end].copy_(self._buf[HEAD_ROOM : HEAD_ROOM + self._end])
         self._buf = buf
+        self._table = self._meta_at = self._framed = None
+        self._tail_end = HEAD_ROOM + self._end
 
     def _zero_gaps(self, offsets: list[int], srcs: list[Tensor], dtypes: list[torch.dtype]) -> None:
         """Zero the alignment gaps before each new tensor (they may hold an earlier table)."""
@@ -270,24 +284,52 @@ class Package:
             self.dtype = dtype
         return self
 
-    def wire_header(self, sender: int, receiver: int) -> wire.Header:
-        """The fastfl header for sending this package from `sender` to `receiver`."""
+    def wire_header(self, sender: int, receiver: int, meta_bytes: int | None = None) -> wire.Header:
+        """The fastfl header for sending this package from `sender` to `receiver`.
+
+        `meta_bytes` is the size of the encoded metadata section when the caller has it.
+        """
+        if meta_bytes is None:
+            meta_bytes = len(self._meta_section())
         table = wire.table_bytes(len(self._shapes), self._dims)
-        body = wire.align(self._end, 8) + table
+        body = wire.align(self._end, 8) + table + meta_bytes
         inline = body <= wire.INLINE_CAPACITY
         return wire.Header(
-            self.message_code, sender, receiver, len(self._shapes), self._end, table, body, self._dims, inline
+            self.message_code,
+            sender,
+            receiver,
+            len(self._shapes),
+            self._end,
+            table,
+            body,
+            self._dims,
+            inline,
+            meta_bytes,
         )
 
-    def body(self) -> Tensor:
-        """The wire body (payload, padding, table) as a view of the package buffer."""
-        if self._buf is None:
-            return torch.empty(0, dtype=torch.uint8)
-        return self._buf[HEAD_ROOM : self._write_table()]
+    def _meta_section(self) -> bytes:
+        """The metadata section for the current `meta` (checked again: the dict may have changed)."""
+        return encode_meta(check_meta(self.meta)) if self.meta else b""
 
-    def _write_table(self) -> int:
-        """Write the tensor table after the payload (once per content); return where the body ends."""
+    def body(self) -> Tensor:
+        """The wire body (payload, padding, table, metadata) as a view of the package buffer."""
+        section = self._meta_section()
+        if self._buf is None and not section:
+            return torch.empty(0, dtype=torch.uint8)
+        stop = self._write_tail(section)
+        return self._buf[HEAD_ROOM:stop]
+
+    def _write_tail(self, section: bytes) -> int:
+        """Write the tensor table and the metadata section after the payload; return where the body ends.
+
+        The table is written once per content and the section once per distinct metadata; bytes
+        left over from a longer earlier body are zeroed, so an inline frame stays canonical.
+        """
         start = HEAD_ROOM + wire.align(self._end, 8)
+        meta_at = start + wire.table_bytes(len(self._shapes), self._dims)
+        stop = meta_at + len(section)
+        if self._buf is None or self._buf.numel() < stop:
+            self._grow(stop, self._buf.device if self._buf is not None else torch.device("cpu"))
         if self._table is None:
             self._table = wire.encode_table(
                 [int(code_of(d)) for d in self._wire],
@@ -298,33 +340,46 @@ class Package:
             self._buf[HEAD_ROOM + self._end : start].zero_()
             if self._table:
                 self._buf[start : start + len(self._table)].copy_(as_bytes(self._table))
-        return start + len(self._table)
+        if self._meta_at != (meta_at, section):
+            if section:
+                self._buf[meta_at:stop].copy_(as_bytes(section))
+            self._meta_at = (meta_at, section)
+        if self._tail_end > stop:
+            self._buf[stop : self._tail_end].zero_()
+        self._tail_end = stop
+        return stop
 
     def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:
         """The one or two buffers that carry this package (hold `send_lock` until they are sent).
 
         A body that fits in the 8 KiB frame is sent in place from the package buffer, header room
-        included, so a small package costs one transfer and no copy.
+        included, so a small package costs one transfer and no copy. The same package sent again
+        (to the same or another rank) reuses its packed bytes: only the header is rewritten.
         """
-        key = (sender, receiver, self.message_code, len(self._shapes), self._end, self._dims)
+        section = self._meta_section()
+        key = (sender, receiver, self.message_code, len(self._shapes), self._end, self._dims, section)
         if key == self._framed and self._table is not None:
             return [self._buf]  # resent unchanged: the frame already holds this header and table
-        head = self.wire_header(sender, receiver)
+        head = self.wire_header(sender, receiver, len(section))
         raw = wire.encode_header(head)
         if head.inline:
-            if self._buf is None:
-                self._buf = zero_frame(torch.device("cpu"))
-            self._write_table()
+            stop = self._write_tail(section)
+            if self._buf.numel() != wire.FRAME_BYTES:  # a large buffer whose metadata shrank since
+                frame = zero_frame(self._buf.device)
+                frame[HEAD_ROOM:stop].copy_(self._buf[HEAD_ROOM:stop])
+                write_header(frame, raw)
+                return [frame]
             write_header(self._buf, raw)
             self._framed = key
             return [self._buf]
-        body = self.body()
+        stop = self._write_tail(section)
+        body = self._buf[HEAD_ROOM:stop]
         frame = zero_frame(body.device)
         write_header(frame, raw)
         return [frame, body]
 
     @staticmethod
-    def parse_content(slices: Sequence[int], content: Tensor) -> list[Tensor]:
+    def parse_content(slices: Sequence[int], content: Tensor | None) -> list[Tensor]:
         """Cut FedLab's 1-D content into tensors of the shapes in `slices` (views, not copies).
 
         Raises:
@@ -333,11 +388,11 @@ class Package:
         from fastfl.core.communicator.fedlab_wire import parse_slices
 
         records = parse_slices(list(slices))
+        if not records and content is None:
+            return []  # an empty Package's slices and content, as FedLab returns
         total = sum(n for n, _ in records)
-        if content.dim() != 1 or content.numel() != total:
-            raise WireFormatError(
-                f"slices describe {total} elements but content has shape {tuple(content.shape)}"
-            )
+        if not isinstance(content, Tensor) or content.dim() != 1 or content.numel() != total:
+            raise WireFormatError(f"slices describe {total} elements but content is {_describe(content)}")
         return [
             t.view(shape)
             for t, (_, shape) in zip(content.split([n for n, _ in records]), records, strict=True)
@@ -358,3 +413,9 @@ class Package:
     def __repr__(self) -> str:
         shapes = ", ".join(f"{dt}{list(s)}" for dt, s in zip(self._wire, self._shapes, strict=True))
         return f"Package(message_code={self.message_code}, tensors=[{shapes}])"
+
+
+def _describe(content: object) -> str:
+    if isinstance(content, Tensor):
+        return f"a tensor of shape {tuple(content.shape)}"
+    return type(content).__name__

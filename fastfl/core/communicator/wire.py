@@ -20,22 +20,25 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from fastfl.core.communicator.meta import check_meta_size
 from fastfl.dtypes import TORCH_DTYPES, DType
 from fastfl.errors import WireFormatError
 
 MAGIC = b"FFLW"
 VERSION = 1
-HEADER = struct.Struct("<4sHHiiiIQQQI8xI")
+HEADER = struct.Struct("<4sHHiiiIQQQIIII")
 HEADER_BYTES = HEADER.size  # 64
 CRC_AT = HEADER_BYTES - 4
 _CRC = struct.Struct("<I")
 FRAME_BYTES = 8192
 INLINE_CAPACITY = FRAME_BYTES - HEADER_BYTES
 FLAG_INLINE = 1
-KNOWN_FLAGS = FLAG_INLINE
+FLAG_META = 2
+KNOWN_FLAGS = FLAG_INLINE | FLAG_META
 MAX_NDIM = 64
 MAX_DIM = 1 << 48
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 32
+DEFAULT_MAX_TENSORS = 1 << 16
 
 ITEMSIZE: dict[torch.dtype, int] = {
     dt: torch.empty((), dtype=dt).element_size() for dt in TORCH_DTYPES.values()
@@ -62,6 +65,7 @@ class Header(NamedTuple):
     body_bytes: int
     dims_total: int
     inline: bool
+    meta_bytes: int = 0
 
 
 def align(n: int, to: int) -> int:
@@ -89,12 +93,16 @@ def encode_header(head: Header) -> bytes:
         head.body_bytes,
         head.dims_total,
     )
-    raw = HEADER.pack(*fields, 0)[:CRC_AT]
+    flags = fields[2] | (FLAG_META if head.meta_bytes else 0)
+    raw = HEADER.pack(*fields[:2], flags, *fields[3:], head.meta_bytes, 0, 0)[:CRC_AT]
     return raw + _CRC.pack(zlib.crc32(raw))
 
 
 def decode_header(
-    raw: bytes | memoryview | np.ndarray, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    raw: bytes | memoryview | np.ndarray,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_tensors: int = DEFAULT_MAX_TENSORS,
 ) -> Header:
     """Check and decode 64 header bytes; every size is validated before the caller allocates.
 
@@ -103,11 +111,11 @@ def decode_header(
 
     Raises:
         WireFormatError: short input, wrong magic, version, checksum or flags, inconsistent sizes,
-            or a body larger than `max_message_bytes`.
+            a body larger than `max_message_bytes`, or more than `max_tensors` tensors.
     """
     if len(raw) < HEADER_BYTES:
         raise WireFormatError(f"header is {len(raw)} bytes; a fastfl header has {HEADER_BYTES}")
-    magic, version, flags, code, sender, receiver, count, payload, table, body, dims, crc = (
+    magic, version, flags, code, sender, receiver, count, payload, table, body, dims, meta, reserved, crc = (
         HEADER.unpack_from(raw)
     )
     if magic != MAGIC:
@@ -123,24 +131,34 @@ def decode_header(
         raise WireFormatError("header checksum mismatch: the header was corrupted in transit")
     if flags & ~KNOWN_FLAGS:
         raise WireFormatError(f"unknown header flags {flags:#x}")
-    _check_sizes(count, payload, table, body, dims, max_message_bytes)
+    if reserved:
+        raise WireFormatError(f"reserved header bytes 56..59 must be zero, got {reserved:#x}")
+    if count > max_tensors:
+        raise WireFormatError(
+            f"package of {count} tensors exceeds max_tensors={max_tensors}; raise the limit on the "
+            "receiver if such packages are expected"
+        )
+    check_meta_size(meta, bool(flags & FLAG_META))
+    _check_sizes(count, payload, table, body, dims, meta, max_message_bytes)
     inline = bool(flags & FLAG_INLINE)
     if inline and body > INLINE_CAPACITY:
         raise WireFormatError(f"inline body of {body} bytes exceeds the frame's {INLINE_CAPACITY} bytes")
-    return Header(code, sender, receiver, count, payload, table, body, dims, inline)
+    return Header(code, sender, receiver, count, payload, table, body, dims, inline, meta)
 
 
 @functools.lru_cache(maxsize=64)
-def decode_header_bytes(raw: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Header:
+def decode_header_bytes(
+    raw: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_tensors: int = DEFAULT_MAX_TENSORS
+) -> Header:
     """`decode_header` of exactly 64 header bytes, remembered.
 
     A peer sends the same header message after message; the result depends only on the arguments,
     every new header is still checked in full, and errors are never cached.
     """
-    return decode_header(raw, max_message_bytes=max_message_bytes)
+    return decode_header(raw, max_message_bytes=max_message_bytes, max_tensors=max_tensors)
 
 
-def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, limit: int) -> None:
+def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, meta: int, limit: int) -> None:
     if body > limit:
         raise WireFormatError(
             f"body of {body} bytes exceeds max_message_bytes={limit}; raise the limit on both sides "
@@ -150,8 +168,10 @@ def _check_sizes(count: int, payload: int, table: int, body: int, dims: int, lim
         raise WireFormatError(f"{dims} dimensions for {count} tensors exceeds {MAX_NDIM} per tensor")
     if table != table_bytes(count, dims):
         raise WireFormatError(f"table of {table} bytes does not fit {count} tensors with {dims} dimensions")
-    if body != align(payload, 8) + table:
-        raise WireFormatError(f"body of {body} bytes != payload {payload} (aligned to 8) + table {table}")
+    if body != align(payload, 8) + table + meta:
+        raise WireFormatError(
+            f"body of {body} bytes != payload {payload} (aligned to 8) + table {table} + meta {meta}"
+        )
 
 
 def layout(dtypes: Sequence[torch.dtype], numels: Sequence[int], start: int = 0) -> tuple[list[int], int]:

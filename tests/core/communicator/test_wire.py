@@ -111,6 +111,8 @@ def _header_fields(**changes):
         "table": wire.table_bytes(1, 1),
         "body": 16 + wire.table_bytes(1, 1),
         "dims": 1,
+        "meta": 0,
+        "reserved": 0,
     }
     base.update(changes)
     return base
@@ -130,6 +132,8 @@ def _raw_header(crc: int | None = None, **changes) -> bytes:
         f["table"],
         f["body"],
         f["dims"],
+        f["meta"],
+        f["reserved"],
         0,
     )[:60]
     return raw + struct.pack("<I", zlib.crc32(raw) if crc is None else crc)
@@ -154,6 +158,12 @@ def test_valid_raw_header_decodes():
         (_raw_header(body=17), "payload"),
         (_raw_header(dims=1000, table=wire.table_bytes(1, 1000)), "dimensions for 1 tensors"),
         (_raw_header(flags=1, payload=9000, body=9000 + wire.table_bytes(1, 1)), "inline body"),
+        (_raw_header(reserved=1), "reserved header bytes"),
+        (_raw_header(flags=2), "metadata flag is set but the metadata size is 0"),
+        (_raw_header(meta=8, body=16 + wire.table_bytes(1, 1) + 8), "metadata flag is clear"),
+        (_raw_header(flags=2, meta=12, body=16 + wire.table_bytes(1, 1) + 12), "multiple of 8"),
+        (_raw_header(flags=2, meta=8192, body=16 + wire.table_bytes(1, 1) + 8192), "at most 4096"),
+        (_raw_header(flags=2, meta=8), "meta 8"),
     ],
 )
 def test_bad_headers_raise_clear_errors(raw, match):
