@@ -42,5 +42,31 @@ def client(a):
     Path(a["out"]).write_text(json.dumps({"calls": dict(CALLS)}))
 
 
+def crashing_client(a):
+    """A FedLab-style trainer whose `train` raises: the client's log must name that error first."""
+    ns = build("fastfl")
+    trainer = fedprox_client(ns, 0)
+
+    def train(model_parameters):
+        raise ValueError("user bug in train()")
+
+    trainer.train = train
+    ns.TutorialClientManager(_network(ns, a), trainer).run()
+
+
+def scripted_server(a):
+    """Rank 0: take SetUp, activate client 0, then see how the dead client's connection ends."""
+    ns = build("fastfl")
+    net = ns.DistNetwork(("127.0.0.1", a["port"]), a["world"], 0, timeout=30)
+    net.init_network_connection()
+    net.recv(src=1)
+    net.send([torch.zeros(1), ns.SerializationTool.serialize_model(mlp())], ns.MessageCode.ParameterUpdate, 1)
+    try:
+        outcome = repr(net.recv(src=1)[1])
+    except Exception as err:  # noqa: BLE001 - the outcome is what the test looks at
+        outcome = type(err).__name__
+    Path(a["out"]).write_text(json.dumps({"outcome": outcome}))
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](json.loads(sys.argv[2]))

@@ -54,3 +54,15 @@ def test_tutorial_handler_fedprox_clients_and_custom_managers_match_fedlab(tmp_p
         assert fastfl[0]["calls"] == want, variant
         for rank in range(1, WORLD):
             assert fastfl[rank]["calls"] == fedlab[rank]["calls"] == {"train": ROUNDS}
+
+
+def test_a_crash_in_user_code_is_the_first_error_the_client_logs(tmp_path):
+    port, out = free_port(), tmp_path / "server.json"
+    base = {"port": port, "world": 2}
+    procs = [_start("scripted_server", {**base, "rank": 0, "out": str(out)})]
+    procs.append(_start("crashing_client", {**base, "rank": 1}))
+    (server_code, server_log), (client_code, client_log) = finish(procs, timeout=120)
+    assert client_code != 0 and server_code == 0, (server_log, client_log)
+    errors = [line for line in client_log.splitlines() if "Error" in line]
+    assert "ValueError: user bug in train()" in errors[0], client_log
+    assert json.loads(out.read_text())["outcome"] != "MessageCode.ParameterUpdate"
