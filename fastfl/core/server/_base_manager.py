@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastfl import errors
 from fastfl.core.coordinator import Coordinator
 from fastfl.core.network import DistNetwork
 from fastfl.core.network_manager import NetworkManager
-from fastfl.errors import CommunicationError
+from fastfl.errors import CommunicationError, PeerLostError
 from fastfl.utils.message_code import MessageCode
 
 __all__ = ["DEFAULT_SERVER_RANK", "PEER_LOST", "ServerManager"]
 
 DEFAULT_SERVER_RANK = 0
-PEER_LOST = (errors.PeerLostError,) if hasattr(errors, "PeerLostError") else ()
+PEER_LOST = (PeerLostError,)
 
 
 class ServerManager(NetworkManager):

@@ -152,7 +152,7 @@ def test_valid_raw_header_decodes():
         (_raw_header(magic=b"XXXX"), "bad magic"),
         (_raw_header(version=2), "version 2 is not supported"),
         (_raw_header(crc=12345), "checksum mismatch"),
-        (_raw_header(flags=6), "unknown header flags"),
+        (_raw_header(flags=8), "unknown header flags"),
         (_raw_header(body=1 << 40, payload=(1 << 40) - 24), "exceeds max_message_bytes"),
         (_raw_header(table=999), "table of 999 bytes"),
         (_raw_header(body=17), "payload"),
@@ -192,7 +192,10 @@ def _corrupt_table(mutate) -> None:
         (lambda t, n: t.__setitem__(0, 6), "canonical layout"),  # float64 instead of float32
         (lambda t, n: t.__setitem__(n, 3), "only floats may be cast"),
         (lambda t, n: t.__setitem__(2 * n, 3), "ndims sum"),
-        (lambda t, n: t[8 + 8 * n + 8 : 8 + 8 * n + 16].view("<i8").__setitem__(0, 3), "canonical layout"),
+        (
+            lambda t, n: t[8 + 8 * n + 8 : 8 + 8 * n + 16].view("<i8").__setitem__(0, 3),
+            "runs past the payload",
+        ),
         (lambda t, n: t[8 + 8 * n : 8 + 8 * n + 8].view("<i8").__setitem__(0, -4), "negative dimension"),
         (lambda t, n: t[8 : 8 + 8].view("<i8").__setitem__(0, 8), "canonical layout"),
     ],

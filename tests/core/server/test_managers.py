@@ -21,18 +21,10 @@ from fastfl.core.server import (
 )
 from fastfl.core.server import manager as manager_module
 from fastfl.core.server._rounds import RoundClock
-from fastfl.errors import CommunicationError, CommunicationTimeout
+from fastfl.errors import CommunicationError, CommunicationTimeout, PeerLostError
 from fastfl.utils.message_code import MessageCode
 
 D = 8  # parameters of nn.Linear(3, 2)
-
-
-class Lost(CommunicationError):
-    """Stands for fastfl.errors.PeerLostError (contract C3) where that class is not there yet."""
-
-    def __init__(self, rank):
-        super().__init__(f"rank {rank} lost")
-        self.rank = rank
 
 
 class Net:
@@ -78,10 +70,8 @@ def _update(rank, value=1.0):
 
 @pytest.fixture
 def scripted(monkeypatch):
-    lost = getattr(__import__("fastfl.errors").errors, "PeerLostError", Lost)
     monkeypatch.setattr(manager_module, "Receiver", ScriptedReceiver)
-    monkeypatch.setattr(manager_module, "PEER_LOST", (lost,))
-    return lost
+    return PeerLostError
 
 
 def _sync_manager(net, rounds=2, **kw):
