@@ -18,7 +18,7 @@ from fastfl.core.client import SERIAL_TRAINER
 from fastfl.core.client._batches import SubsetBatches, as_index_tensor
 from fastfl.core.client._vectorized import VectorizedSGD, train_clients
 from fastfl.core.client.trainer import ClientTrainer
-from fastfl.core.communicator.buffers import unreferenced
+from fastfl.core.communicator.buffers import HostBlock
 from fastfl.core.model_maintainer import bind_flat_, read_params, write_params_
 
 __all__ = ["SerialTrainer", "SubsetSerialTrainer"]
@@ -67,7 +67,7 @@ class SerialTrainer(ClientTrainer):
         self.param_list: list[Tensor] = []
         self.sample_counts: list[int] = []
         self.losses: list[float] = []
-        self._row_pool: list[Tensor] = []
+        self._row_pool: list[HostBlock] = []
         self._flat = bind_flat_(self._model)
 
     def _load_params_(self, model_parameters: Tensor) -> None:
@@ -111,15 +111,19 @@ class SerialTrainer(ClientTrainer):
         return next((p.dtype for p in self._model.parameters()), torch.float32)
 
     def _row_buffer(self, rows: int, numel: int) -> Tensor:
-        """A [rows, numel] buffer for this round's vectors: a pooled one nothing else holds, or a new one."""
+        """A [rows, numel] buffer for this round's vectors, in memory nothing outside holds any more.
+
+        The memory is a pooled `HostBlock` whose handed-out tensors (and every view of them) are
+        watched, so a block is reused only after user code dropped every vector of its round.
+        """
         self.param_list = []
         dtype = self._model_dtype()
-        for buf in self._row_pool:
-            if buf.shape[0] >= rows and buf.shape[1] == numel and buf.dtype == dtype and unreferenced(buf):
-                return buf
-        buf = torch.empty(rows, numel, dtype=dtype)
-        self._row_pool = [*self._row_pool[-(self._POOL - 1) :], buf]
-        return buf
+        nbytes = rows * numel * dtype.itemsize
+        block = next((b for b in self._row_pool if b.nbytes >= nbytes and b.free()), None)
+        if block is None:
+            block = HostBlock(nbytes)
+            self._row_pool = [*self._row_pool[-(self._POOL - 1) :], block]
+        return block.tensor(nbytes).view(dtype).view(rows, numel)
 
     def local_process(self, id_list: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
         """Train the clients in `id_list` (local ids, in the given order) from ``payload[0]``.
