@@ -84,7 +84,7 @@ class AsynchronousServerManager(ServerManager):
             try:
                 sender, message_code, payload = self._network.recv()[:3]
             except PEER_LOST as err:
-                self._client_gone(err.rank, "was lost (its connection closed)")
+                self._client_gone(err.rank, "is gone (its connection closed)")
                 continue
             if message_code == MessageCode.ParameterRequest:
                 try:

@@ -120,7 +120,7 @@ class SynchronousServerManager(ServerManager):
                 remaining = deadline - time.monotonic()
                 message = self._rx.get(None if math.isinf(remaining) else max(remaining, 0.0))
             except PEER_LOST as err:
-                self._lose(err.rank, "was lost (its connection closed)", dead=True)
+                self._lose(err.rank, "is gone (its connection closed)", dead=True)
                 state.lost(err.rank)
                 if state.settled:
                     self._finish_partial(state)

@@ -96,7 +96,7 @@ def test_a_lost_rank_ends_the_round_with_the_others_and_sits_out(scripted, caplo
         manager.main_loop()
     assert handler.round == 2 and manager.dead == {2}
     assert torch.allclose(handler.model_parameters, torch.full((D,), 6.0))
-    assert "client rank 2 was lost" in caplog.text
+    assert "client rank 2 is gone" in caplog.text
     round2 = [dst for dst, code, _ in net.sent[3:] if code == MessageCode.ParameterUpdate]
     assert sorted(round2) == [1, 3]  # its clients are no longer sampled
     ScriptedReceiver.script = [(3, MessageCode.Exit, None)]
