@@ -72,6 +72,7 @@ class SynchronousServerManager(ServerManager):
         self.late: set[int] = set()
         self._rx: Receiver | None = None
         self._activated: dict[int, int] | None = None
+        self._unreached: set[int] = set()
 
     @property
     def round_timeout(self) -> float | str | None:
@@ -96,6 +97,7 @@ class SynchronousServerManager(ServerManager):
         rank_dict = self.coordinator.map_id_list(clients_this_round)
         self._LOGGER.info(f"Client id list: {clients_this_round}")
         activated: dict[int, int] = {}
+        self._unreached: set[int] = set()
         for rank, values in rank_dict.items():
             downlink_package = list(self._handler.downlink_package)
             id_list = torch.tensor(values, dtype=downlink_package[0].dtype)
@@ -104,16 +106,21 @@ class SynchronousServerManager(ServerManager):
                     content=[id_list, *downlink_package], message_code=MessageCode.ParameterUpdate, dst=rank
                 )
             except CommunicationError as err:
+                self._unreached.add(rank)
                 self._lose(rank, f"could not be sent its round ({err})", dead=True)
                 continue
             activated[rank] = len(values)
         self._activated = activated
 
     def _round(self) -> None:
-        self._activated = None
+        self._activated, self._unreached = None, set()
         started = time.monotonic()
         self.activate_clients()
         state = RoundState(self._activated, self.dead | self.late)
+        state.missing.update(self._unreached)
+        if state.settled:  # no rank could be reached
+            self._finish_partial(state)
+            return
         deadline = started + self.clock.deadline(self._network)
         while True:
             try:

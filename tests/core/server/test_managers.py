@@ -228,3 +228,12 @@ def test_update_queue_wait_idle_returns_when_the_consumer_is_waiting_again():
     q.wait_idle(t)
     t.join(5)
     assert done == [1, 2] and not t.is_alive()
+
+
+def test_a_rank_that_cannot_be_sent_its_round_is_left_out_of_that_round(scripted):
+    net = Net(4, dead={2})
+    manager, handler = _sync_manager(net, rounds=1)
+    ScriptedReceiver.script = [_update(1, 1.0), _update(3, 3.0)]
+    manager.main_loop()
+    assert handler.round == 1 and manager.dead == {2}
+    assert torch.allclose(handler.model_parameters, torch.full((D,), 2.0))
