@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             model,
             args.rounds,
             1.0,
-            weighted=True,
+            weighted=args.weighted,
             seed=args.seed,
             on_round_end=round_recorder(test, reporter),
         )

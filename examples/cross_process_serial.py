@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         hook = round_recorder(test, reporter)
         handler = SyncParameterServerHandler(
-            model, args.rounds, args.sample_ratio, weighted=True, seed=args.seed, on_round_end=hook
+            model, args.rounds, args.sample_ratio, weighted=args.weighted, seed=args.seed, on_round_end=hook
         )
         SynchronousServerManager(network, handler).run()
         reporter.close()
