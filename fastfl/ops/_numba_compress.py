@@ -52,8 +52,7 @@ def _qsgd_encode(x, scale, s, k0, k1, bits, out, lo, hi):
         level = np.floor(r)
         if _uniform(i, uk0, uk1) < r - level:
             level += 1.0
-        if level > top:
-            level = top
+        level = min(level, top)
         code = (np.uint64(level) << np.uint64(1)) | np.uint64(1 if x[i] < 0 else 0)
         acc |= code << np.uint64(filled)
         filled += bits

@@ -1,5 +1,7 @@
-"""Compression kernels: QSGD quantize+pack and unpack+dequantize, top-k selection, sparse
-gather/scatter and DGC's momentum correction, on the backend `fastfl.ops` chose.
+"""Compression kernels on the backend `fastfl.ops` chose.
+
+QSGD quantize+pack and unpack+dequantize, top-k selection, sparse gather/scatter and DGC's
+momentum correction.
 
 Every function validates its arguments here, then calls the backend (CUDA tensors go to the
 torch reference). Buffers are float32 or float64 (callers cast half types first); indices are
@@ -52,7 +54,9 @@ def _levels(s: object) -> int:
 def _norm(norm: object) -> float:
     value = float(norm)  # type: ignore[arg-type]
     if not (value >= 0.0 and value != float("inf")):
-        raise KernelArgumentError(f"norm must be finite and >= 0 (a non-finite norm means x holds NaN/Inf), got {value}")
+        raise KernelArgumentError(
+            f"norm must be finite and >= 0 (a non-finite norm means x holds NaN/Inf), got {value}"
+        )
     return value
 
 
@@ -120,8 +124,11 @@ def qsgd_dequantize(codes: Tensor, *, s: int, norm: float, out: Tensor) -> Tenso
 
 
 def topk(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Return (indices, values) of the k largest |x_i|: indices ascending (int64), ties to the
-    lower index, NaN above every number. k >= x.numel() keeps everything."""
+    """Return (indices, values) of the k largest |x_i|.
+
+    Indices come ascending (int64), ties go to the lower index, NaN ranks above every number;
+    k >= x.numel() keeps everything.
+    """
     x = _buffer(x, "x")
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise KernelArgumentError(f"k must be an integer >= 0, got {k!r}")
@@ -180,7 +187,9 @@ def _indices(idx: object, n: int) -> None:
     if t.dtype != torch.int64 or t.dim() != 1:
         raise KernelTypeError(f"idx must be a 1-D int64 tensor, got {t.dtype} of shape {tuple(t.shape)}")
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
-        raise KernelArgumentError(f"idx holds indices outside [0, {n}): min {int(t.min())}, max {int(t.max())}")
+        raise KernelArgumentError(
+            f"idx holds indices outside [0, {n}): min {int(t.min())}, max {int(t.max())}"
+        )
 
 
 def _bytes_out(out: Tensor | None, nbytes: int, device: torch.device) -> Tensor:
@@ -188,5 +197,7 @@ def _bytes_out(out: Tensor | None, nbytes: int, device: torch.device) -> Tensor:
         return torch.empty(nbytes, dtype=torch.uint8, device=device)
     _check.tensor(out, "out")
     if out.dtype != torch.uint8 or out.dim() != 1 or out.numel() != nbytes:
-        raise KernelArgumentError(f"out must be 1-D uint8 with {nbytes} bytes, got {out.dtype} {tuple(out.shape)}")
+        raise KernelArgumentError(
+            f"out must be 1-D uint8 with {nbytes} bytes, got {out.dtype} {tuple(out.shape)}"
+        )
     return out
