@@ -186,10 +186,13 @@ def _indices(idx: object, n: int) -> None:
     t = _check.tensor(idx, "idx")
     if t.dtype != torch.int64 or t.dim() != 1:
         raise KernelTypeError(f"idx must be a 1-D int64 tensor, got {t.dtype} of shape {tuple(t.shape)}")
-    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
-        raise KernelArgumentError(
-            f"idx holds indices outside [0, {n}): min {int(t.min())}, max {int(t.max())}"
-        )
+    if not t.numel():
+        return
+    # numpy's single-threaded min/max: torch's threaded reductions stall on a loaded machine
+    a = t.numpy() if t.device.type == "cpu" else t
+    low, high = int(a.min()), int(a.max())
+    if low < 0 or high >= n:
+        raise KernelArgumentError(f"idx holds indices outside [0, {n}): min {low}, max {high}")
 
 
 def _bytes_out(out: Tensor | None, nbytes: int, device: torch.device) -> Tensor:

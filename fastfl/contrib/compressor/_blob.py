@@ -90,7 +90,8 @@ def sparse_blob(n: int, idx: Tensor, vals: Tensor, value_dtype: torch.dtype) -> 
     isize = 4 if index_dtype == torch.int32 else 8
     vstart = HEADER + _pad8(k * isize)
     vsize = value_dtype.itemsize
-    blob = torch.zeros(vstart + k * vsize, dtype=torch.uint8, device=idx.device)
+    blob = torch.empty(vstart + k * vsize, dtype=torch.uint8, device=idx.device)
+    blob[HEADER + k * isize : vstart] = 0  # the pad before the values
     header = _SPARSE.pack(VERSION, int(CODES[index_dtype]), int(CODES[value_dtype]), k)
     blob[:HEADER] = torch.frombuffer(bytearray(header), dtype=torch.uint8)
     if k:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastfl.contrib.compressor import RandomKCompressor, TopkCompressor
+from fastfl.contrib.compressor.sparse import sample_indices
 from fastfl.errors import KernelArgumentError
 from fastfl.ops import compress as kc
 
@@ -66,6 +69,19 @@ def test_randomk_unbiased_scaling():
     mean = torch.stack([comp.decode(comp.encode(x), (200,), torch.float64) for _ in range(4000)]).mean(0)
     # Var of each coordinate's mean: x_i^2 (d/k - 1) / draws = 3 x_i^2 / 4000
     assert float(((mean - x) ** 2).sum()) < 5 * 3 * float((x**2).sum()) / 4000
+
+
+@pytest.mark.parametrize(("n", "k"), [(50, 5), (50, 30), (7, 7), (1, 1)])
+def test_random_subsets_are_uniform(n, k):
+    gen = torch.Generator().manual_seed(n + k)
+    counts = torch.zeros(n)
+    draws = 3000
+    for _ in range(draws):
+        idx = sample_indices(n, k, gen)
+        assert idx.numel() == k and bool((idx[1:] > idx[:-1]).all())
+        counts[idx] += 1
+    p = k / n  # each index is kept with probability k/n; 5 binomial standard deviations
+    assert float((counts / draws - p).abs().max()) <= 5 * math.sqrt(p * (1 - p) / draws) + 1e-12
 
 
 def test_wire_bytes_and_value_dtype():
