@@ -11,12 +11,13 @@
 #include <vector>
 
 #include "fastfl/parallel.hpp"
+#include "fastfl/simd.hpp"
 
 namespace fastfl::compress {
 
 namespace {
 
-std::uint32_t mix32(std::uint32_t h) {
+[[gnu::always_inline]] inline std::uint32_t mix32(std::uint32_t h) {
     h ^= h >> 16;
     h *= 0x85ebca6bu;
     h ^= h >> 13;
@@ -49,13 +50,92 @@ struct Key<double> {
     static constexpr int kShift = 47;
 };
 
-}  // namespace
-
-double uniform_at(std::uint64_t i, std::uint32_t k0, std::uint32_t k1) {
+[[gnu::always_inline]] inline double uniform_inline(std::uint64_t i, std::uint32_t k0, std::uint32_t k1) {
     std::uint32_t h = mix32(static_cast<std::uint32_t>(i) * 0x9e3779b9u + k0);
     h = mix32(h ^ k1 ^ static_cast<std::uint32_t>(i >> 32));
     return static_cast<double>(h >> 8) * (1.0 / 16777216.0);
 }
+
+// The two per-element loops of QSGD, without carried state, compiled for the baseline ISA and
+// for AVX2 (chosen at run time like simd.cpp's loops; same bits either way: integer operations,
+// exact conversions and separately rounded double operations).
+template <class T>
+[[gnu::always_inline]] inline void codes_loop(const T* x, std::size_t i0, std::size_t len, double scale, double cap,
+                                              std::uint32_t s, std::uint32_t k0, std::uint32_t k1,
+                                              std::uint32_t* codes) {
+    for (std::size_t j = 0; j < len; ++j) {
+        const std::size_t i = i0 + j;
+        double r = std::fabs(static_cast<double>(x[i])) * scale;
+        r = r < cap ? r : cap;  // r above s + 1 ends as s anyway; keeps the conversion in range
+        std::uint32_t level = static_cast<std::uint32_t>(static_cast<std::int32_t>(r));  // floor: r >= 0
+        level += uniform_inline(i, k0, k1) < r - static_cast<double>(level) ? 1u : 0u;
+        level = level > s ? s : level;
+        codes[j] = (level << 1) | (x[i] < T(0) ? 1u : 0u);
+    }
+}
+
+template <class T>
+[[gnu::always_inline]] inline std::size_t values_loop(const std::uint32_t* codes, std::size_t len, double step,
+                                                      std::uint32_t s, T* out) {
+    std::size_t wrong = 0;
+    for (std::size_t j = 0; j < len; ++j) {
+        std::uint32_t level = codes[j] >> 1;
+        wrong += level > s ? 1u : 0u;
+        level = level > s ? s : level;
+        const std::int32_t sign = -static_cast<std::int32_t>(codes[j] & 1u);  // 0 or -1
+        const std::int32_t signed_level = (static_cast<std::int32_t>(level) ^ sign) - sign;  // branch-free
+        out[j] = static_cast<T>(static_cast<double>(signed_level) * step);
+    }
+    return wrong;
+}
+
+template <class T>
+void codes_portable(const T* x, std::size_t i0, std::size_t len, double scale, double cap, std::uint32_t s,
+                    std::uint32_t k0, std::uint32_t k1, std::uint32_t* codes) {
+    codes_loop(x, i0, len, scale, cap, s, k0, k1, codes);
+}
+
+template <class T>
+std::size_t values_portable(const std::uint32_t* codes, std::size_t len, double step, std::uint32_t s, T* out) {
+    return values_loop(codes, len, step, s, out);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+template <class T>
+__attribute__((target("avx2"))) void codes_avx2(const T* x, std::size_t i0, std::size_t len, double scale,
+                                                double cap, std::uint32_t s, std::uint32_t k0, std::uint32_t k1,
+                                                std::uint32_t* codes) {
+    codes_loop(x, i0, len, scale, cap, s, k0, k1, codes);
+}
+
+template <class T>
+__attribute__((target("avx2"))) std::size_t values_avx2(const std::uint32_t* codes, std::size_t len, double step,
+                                                         std::uint32_t s, T* out) {
+    return values_loop(codes, len, step, s, out);
+}
+#define FASTFL_COMPRESS_AVX2 1
+#endif
+
+template <class T>
+void codes_block(const T* x, std::size_t i0, std::size_t len, double scale, double cap, std::uint32_t s,
+                 std::uint32_t k0, std::uint32_t k1, std::uint32_t* codes) {
+#ifdef FASTFL_COMPRESS_AVX2
+    if (simd_enabled()) return codes_avx2(x, i0, len, scale, cap, s, k0, k1, codes);
+#endif
+    codes_portable(x, i0, len, scale, cap, s, k0, k1, codes);
+}
+
+template <class T>
+std::size_t values_block(const std::uint32_t* codes, std::size_t len, double step, std::uint32_t s, T* out) {
+#ifdef FASTFL_COMPRESS_AVX2
+    if (simd_enabled()) return values_avx2(codes, len, step, s, out);
+#endif
+    return values_portable(codes, len, step, s, out);
+}
+
+}  // namespace
+
+double uniform_at(std::uint64_t i, std::uint32_t k0, std::uint32_t k1) { return uniform_inline(i, k0, k1); }
 
 int qsgd_bits(std::uint32_t s) {
     int bits = 1;
@@ -84,28 +164,44 @@ double sum_squares(const T* x, std::size_t n, int threads) {
     return total;
 }
 
+// Codes of one block are computed first (a loop without carried state, which the compiler
+// vectorises: truncation instead of a floor call, since r >= 0), then appended to the bit stream.
+namespace {
+constexpr std::size_t kCodeBlock = 512;
+
+void pack_codes(const std::uint32_t* codes, std::size_t len, int bits, std::uint8_t*& o, std::uint64_t& acc,
+                int& filled) {
+    if (bits == 8 && filled == 0) {
+        for (std::size_t j = 0; j < len; ++j) o[j] = static_cast<std::uint8_t>(codes[j]);
+        o += len;
+        return;
+    }
+    for (std::size_t j = 0; j < len; ++j) {
+        acc |= static_cast<std::uint64_t>(codes[j]) << filled;
+        filled += bits;
+        while (filled >= 8) {
+            *o++ = static_cast<std::uint8_t>(acc);
+            acc >>= 8;
+            filled -= 8;
+        }
+    }
+}
+}  // namespace
+
 template <class T>
 void qsgd_encode(const T* x, std::size_t n, double scale, std::uint32_t s, std::uint32_t k0, std::uint32_t k1,
                  std::uint8_t* out, int threads) {
     const int bits = qsgd_bits(s);
-    const double top = static_cast<double>(s);
+    const double cap = static_cast<double>(s) + 1.0;  // r above s + 1 rounds to s anyway
     parallel_for(n, threads, [&](std::size_t lo, std::size_t hi) {
         std::uint8_t* o = out + lo / 8 * static_cast<std::size_t>(bits);
         std::uint64_t acc = 0;
         int filled = 0;
-        for (std::size_t i = lo; i < hi; ++i) {
-            const double r = std::fabs(static_cast<double>(x[i])) * scale;
-            double level = std::floor(r);
-            if (uniform_at(i, k0, k1) < r - level) level += 1.0;
-            if (level > top) level = top;
-            const std::uint64_t code = (static_cast<std::uint64_t>(level) << 1) | (x[i] < T(0) ? 1u : 0u);
-            acc |= code << filled;
-            filled += bits;
-            while (filled >= 8) {
-                *o++ = static_cast<std::uint8_t>(acc);
-                acc >>= 8;
-                filled -= 8;
-            }
+        alignas(64) std::uint32_t codes[kCodeBlock];
+        for (std::size_t b = lo; b < hi; b += kCodeBlock) {
+            const std::size_t len = std::min(kCodeBlock, hi - b);
+            codes_block(x, b, len, scale, cap, s, k0, k1, codes);
+            pack_codes(codes, len, bits, o, acc, filled);
         }
         if (filled > 0) *o = static_cast<std::uint8_t>(acc);
     });
@@ -123,21 +219,24 @@ std::size_t qsgd_decode(const std::uint8_t* codes, std::size_t n, double step, s
         std::uint64_t acc = 0;
         int filled = 0;
         std::size_t wrong = 0;
-        for (std::size_t i = lo; i < hi; ++i) {
-            while (filled < bits) {
-                acc |= static_cast<std::uint64_t>(*p++) << filled;
-                filled += 8;
+        alignas(64) std::uint32_t block[kCodeBlock];
+        for (std::size_t b = lo; b < hi; b += kCodeBlock) {
+            const std::size_t len = std::min(kCodeBlock, hi - b);
+            if (bits == 8 && filled == 0) {
+                for (std::size_t j = 0; j < len; ++j) block[j] = p[j];
+                p += len;
+            } else {
+                for (std::size_t j = 0; j < len; ++j) {
+                    while (filled < bits) {
+                        acc |= static_cast<std::uint64_t>(*p++) << filled;
+                        filled += 8;
+                    }
+                    block[j] = static_cast<std::uint32_t>(acc & mask);
+                    acc >>= bits;
+                    filled -= bits;
+                }
             }
-            const std::uint64_t code = acc & mask;
-            acc >>= bits;
-            filled -= bits;
-            std::uint64_t level = code >> 1;
-            if (level > s) {
-                ++wrong;
-                level = s;
-            }
-            const double v = static_cast<double>(level) * step;
-            out[i] = static_cast<T>((code & 1u) ? -v : v);
+            wrong += values_block(block, len, step, s, out + b);
         }
         if (wrong) {
             std::lock_guard<std::mutex> g(lock);

@@ -84,8 +84,8 @@ def _qsgd_decode(codes, step, s, bits, out, bad, lo, hi):
         if level > us:
             wrong += 1
             level = us
-        v = np.float64(level) * step
-        out[i] = -v if code & np.uint64(1) else v
+        signed = -np.int64(level) if code & np.uint64(1) else np.int64(level)
+        out[i] = np.float64(signed) * step  # a zero level decodes as +0.0 whatever its sign bit
     bad[lo // 4096] = wrong
 
 

@@ -107,8 +107,8 @@ def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor) -> int:
     code = _unpack_bits(codes, qsgd_bits(s), out.numel())
     level = code >> 1
     bad = int((level > s).sum())
-    value = level.clamp(max=s).double() * step
-    out.view(-1).copy_(torch.where((code & 1).bool(), -value, value))
+    signed = torch.where((code & 1).bool(), -level.clamp(max=s), level.clamp(max=s))
+    out.view(-1).copy_(signed.double() * step)  # a zero level decodes as +0.0 whatever its sign bit
     return bad
 
 
