@@ -20,12 +20,14 @@ from fastfl.contrib.compressor.dgc import DGCCompressor
 from fastfl.contrib.compressor.memory import FlatMemory
 from fastfl.contrib.compressor.qsgd import QSGDCompressor
 from fastfl.contrib.compressor.sparse import RandomKCompressor, TopkCompressor
+from fastfl.contrib.compressor.uplink import CompressedUplink
 from fastfl.core.communicator.codecs import Codec, register_codec
 
 __all__ = [
     "QSGD_CODEC",
     "SPARSE_CODEC",
     "CastCompressor",
+    "CompressedUplink",
     "Compressor",
     "DGCCompressor",
     "FlatMemory",
