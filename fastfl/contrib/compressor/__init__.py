@@ -2,7 +2,7 @@
 
 | class | codec | bytes for d float32 elements |
 |---|---|---|
-| QSGDCompressor(s) | 1 "qsgd" | 16 + ceil(d * (1 + bit_length(s)) / 8) |
+| QSGDCompressor(s=...) | 1 "qsgd" | 16 + ceil(d * (1 + bit_length(s)) / 8) |
 | TopkCompressor(ratio), RandomKCompressor(ratio), DGCCompressor(ratio) | 2 "sparse" | 16 + pad8(4k) + 4k, k = ceil(ratio*d) |
 | CastCompressor(float16 / bfloat16) | none (the wire's dtype narrowing) | 2d |
 

@@ -24,6 +24,9 @@ class QSGDCompressor(Compressor):
     a zero vector (not NaN), and packs each code into 1 + bit_length(s) bits (s=127: one byte per
     element, a quarter of float32) instead of sending int32 levels and bool signs.
 
+    `s` is keyword-only: FedLab 1.3's first argument is `n_bit` (its s = 2**n_bit), so a positional
+    FedLab-style call fails instead of meaning something else.
+
     Args:
         s: quantization levels, 1..32767.
         seed: seeds the generator that draws each encode's rounding seed (saved in state_dict).
@@ -32,7 +35,7 @@ class QSGDCompressor(Compressor):
     code = 1
     name = "qsgd"
 
-    def __init__(self, s: int = 127, seed: int = 0) -> None:
+    def __init__(self, *, s: int = 127, seed: int = 0) -> None:
         if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= kc.MAX_LEVELS:
             raise KernelArgumentError(
                 f"s (QSGD levels) must be an integer in [1, {kc.MAX_LEVELS}], got {s!r}"
