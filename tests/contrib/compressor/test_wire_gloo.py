@@ -5,6 +5,9 @@ The receiver gets the decoded tensors, and the bytes on the wire are the compres
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -100,3 +103,16 @@ def test_codecs_are_registered_by_name_and_code():
     x = torch.randn(40)
     for codec in (get_codec(1), get_codec(2)):
         assert codec.decode(codec.encode(x), (40,), torch.float32).shape == (40,)
+
+
+def test_a_receiver_finds_the_codecs_without_importing_the_compressors():
+    code = (
+        "import sys; from fastfl.core.communicator.codecs import get_codec; "
+        "assert 'fastfl.contrib.compressor' not in sys.modules; "
+        "print(get_codec(1).name, get_codec(2).name)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["qsgd", "sparse"]
