@@ -70,8 +70,12 @@ def check_ratio(ratio: object, name: str = "ratio") -> float:
 
 
 def keep_count(ratio: float, n: int) -> int:
-    """ceil(ratio * n) elements, at least one of a non-empty tensor."""
-    return min(n, max(1 if n else 0, math.ceil(ratio * n)))
+    """ceil(ratio * n) elements, at least one of a non-empty tensor.
+
+    The product is rounded to 6 decimals first, so binary fractions do not add one: 0.07 * 100
+    is 7.000000000000001 in float64, and keeps 7.
+    """
+    return min(n, max(1 if n else 0, math.ceil(round(ratio * n, 6))))
 
 
 def seeded(seed: object) -> torch.Generator:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastfl.contrib.compressor import RandomKCompressor, TopkCompressor
+from fastfl.contrib.compressor.base import keep_count
 from fastfl.contrib.compressor.sparse import sample_indices
 from fastfl.errors import KernelArgumentError
 from fastfl.ops import compress as kc
@@ -110,6 +111,18 @@ def test_state_dict_resumes_bit_for_bit():
         c = make()
         c.load_state_dict(b.state_dict())
         assert all(torch.equal(c.encode(g), blob) for g, blob in zip(gs[3:], blobs[3:], strict=True))
+
+
+def test_kept_count_is_ceil_of_ratio_times_size():
+    assert [
+        keep_count(r, n) for r, n in [(0.07, 100), (0.073, 100), (0.01, 10_000), (1e-9, 5), (0.5, 0)]
+    ] == [
+        7,
+        8,
+        100,
+        1,
+        0,
+    ]
 
 
 def test_bad_arguments():
