@@ -58,3 +58,32 @@ def simd_available() -> bool:
 
 def use_simd(enabled: bool) -> bool:
     """Switch the F16C/AVX2 fast paths on or off process-wide (a test hook); return the previous state."""
+
+# ---- compression kernels (csrc/fastfl/compress.*; called through fastfl.ops.compress) ----
+
+COMPRESS_ABI_VERSION: int
+
+def sum_squares(x: Tensor, code: int, threads: int) -> float:
+    """Return sum(x_i^2) accumulated in float64 (x float32 or float64)."""
+
+def qsgd_encode(
+    x: Tensor, code: int, scale: float, s: int, k0: int, k1: int, out: Tensor, threads: int
+) -> None:
+    """Quantize x to s levels (stochastic rounding under key k0, k1) and bit-pack the codes into out."""
+
+def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor, code: int, threads: int) -> int:
+    """Unpack QSGD codes into out (sign * level * step); return how many levels exceed s."""
+
+def topk_select(x: Tensor, code: int, k: int, idx: Tensor, vals: Tensor) -> None:
+    """Write the k largest |x| (ascending int64 indices, ties to the lower index) into idx and vals."""
+
+def gather(x: Tensor, code: int, idx: Tensor, vals: Tensor) -> None:
+    """vals[j] = x[idx[j]]."""
+
+def scatter_(out: Tensor, code: int, idx: Tensor, vals: Tensor | None) -> None:
+    """out[idx[j]] = vals[j], or 0 where vals is None."""
+
+def dgc_accumulate_(
+    u: Tensor, v: Tensor, g: Tensor, code: int, momentum: float, nesterov: bool, threads: int
+) -> None:
+    """DGC momentum correction in place: u = m*u + g; v += u (nesterov: u = (u + g)*m; v += u + g)."""

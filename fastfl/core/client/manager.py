@@ -42,12 +42,18 @@ class ClientManager(NetworkManager):
         network: this process's DistNetwork (rank >= 1).
         trainer: a ClientTrainer (one client) or SerialTrainer (many), or any object with their interface.
         logger: where to log (default: the ``fastfl.client`` logger), kept as `_LOGGER`.
+        compressor: opt-in: a `fastfl.contrib.compressor` compressor that encodes the uplink's
+            model tensors on the wire (see `fastfl.contrib.compressor.uplink`); None sends them as is.
     """
 
     _DEFAULT_LOGGER = "fastfl.client"
 
-    def __init__(self, network: DistNetwork, trainer: Any, logger: Any = None):
+    def __init__(self, network: DistNetwork, trainer: Any, logger: Any = None, *, compressor: Any = None):
         super().__init__(network)
+        if compressor is not None:
+            from fastfl.contrib.compressor import CompressedUplink
+
+            trainer = CompressedUplink(trainer, compressor)
         self._trainer = trainer
         self._LOGGER = logger if logger is not None else logging.getLogger("fastfl.client")
 
