@@ -53,8 +53,23 @@ def mix_(s: Tensor, s_code: int, n: Tensor, n_code: int, alpha: float, threads: 
 def dtype_codes() -> dict[str, int]:
     """Return the dtype codes compiled into the core, name -> code (as fastfl.dtypes.DType)."""
 
-def simd_available() -> bool:
-    """Return whether this CPU has the F16C/AVX2 fast paths."""
+def isa_available() -> str:
+    """Return the widest instruction-set level this CPU supports: "scalar", "avx2" or "avx512"."""
 
-def use_simd(enabled: bool) -> bool:
-    """Switch the F16C/AVX2 fast paths on or off process-wide (a test hook); return the previous state."""
+def isa() -> str:
+    """Return the level the kernels run at: isa_available() capped by set_isa."""
+
+def set_isa(cap: str) -> str:
+    """Cap the level ("scalar", "avx2" or "avx512") process-wide (tests, FASTFL_ISA); return the old cap."""
+
+def empty_pages(shape: Sequence[int], dl_code: int, dl_bits: int) -> object:
+    """Return a DLPack capsule over new huge-page-advised memory, or a warm pooled buffer.
+
+    The memory is 2 MiB-aligned; the tensor's deleter gives it back to the pool.
+    """
+
+def set_pool_limit(bytes: int) -> int:
+    """Set the most bytes of freed buffers the pool keeps (0 empties it); return the old limit."""
+
+def pooled_bytes() -> int:
+    """Return the bytes the pool holds now (freed buffers waiting for reuse)."""

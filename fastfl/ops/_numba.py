@@ -129,3 +129,14 @@ def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
     size = s.numel()
     args = (s.data_ptr(), int(CODES[s.dtype]), n.data_ptr(), int(CODES[n.dtype]), float(alpha))
     jit.run(k.mix, size, 2 * size, *args)
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
+    return torch.empty(tuple(shape), dtype=dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """This backend keeps no pool: nothing to limit; return 0."""
+    del nbytes
+    return 0

@@ -57,3 +57,14 @@ def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
         flat.mul_(1.0 - alpha).add_(n.reshape(-1).to(wide), alpha=alpha)
     else:
         flat.copy_(flat.to(wide).mul_(1.0 - alpha).add_(n.reshape(-1).to(wide), alpha=alpha))
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
+    return torch.empty(tuple(shape), dtype=dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """This backend keeps no pool: nothing to limit; return 0."""
+    del nbytes
+    return 0
