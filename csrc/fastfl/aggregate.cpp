@@ -77,8 +77,7 @@ void accumulate_as(const MutView& acc, const View& x, A w, int threads) {
     blocked(acc.count, threads, [&](std::size_t off, std::size_t len) {
         alignas(64) A tmp[kBlock];
         A* a = static_cast<A*>(acc.data) + off;
-        const A* v = load_as<A>(x, off, len, tmp);
-        for (std::size_t j = 0; j < len; ++j) a[j] += w * v[j];
+        axpy(a, load_as<A>(x, off, len, tmp), w, len);
     });
 }
 
@@ -91,7 +90,7 @@ void mix_as(const MutView& s, const View& n, W keep, W alpha, int threads) {
         W* r = s.dtype == dtype_of<W>() ? static_cast<W*>(s.data) + off : a;
         const W* old = load_as<W>(s_in, off, len, a);  // == r
         const W* nu = load_as<W>(n, off, len, b);
-        for (std::size_t j = 0; j < len; ++j) r[j] = old[j] * keep + alpha * nu[j];
+        mix_loop(r, old, nu, keep, alpha, len);
         store_from<W>(r, s, off, len);
     });
 }

@@ -9,6 +9,7 @@
 
 #include "fastfl/convert.hpp"
 #include "fastfl/parallel.hpp"
+#include "fastfl/simd.hpp"
 
 namespace fastfl {
 
@@ -61,7 +62,7 @@ void combine_piece(const View& src, const MutView& dst, std::size_t off, std::si
         W* r = dst.dtype == dtype_of<W>() ? static_cast<W*>(dst.data) + o : a;  // where the sum goes
         const W* d = load_as<W>(dst_in, o, n, a);  // == r
         const W* s = load_as<W>(src, o, n, b);
-        for (std::size_t j = 0; j < n; ++j) r[j] = d[j] + alpha * s[j];
+        mix_loop(r, d, s, W(1), alpha, n);  // d * 1 is exact: r = d + alpha * s
         store_from<W>(r, dst, o, n);
     }
 }

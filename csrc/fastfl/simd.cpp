@@ -251,6 +251,12 @@ FASTFL_AVX512 void sum_rows_avx512(float* dst, const float* partial, const float
     template <class A, class X>                                                                                \
     ATTR void add_group_##SUFFIX(A* acc, const X* const* x, const A* w, std::size_t m, std::size_t len) {     \
         loops::add_group(acc, x, w, m, len);                                                                   \
+    }                                                                                                          \
+    template <class A>                                                                                         \
+    ATTR void axpy_##SUFFIX(A* acc, const A* x, A w, std::size_t len) { loops::axpy(acc, x, w, len); }        \
+    template <class A>                                                                                         \
+    ATTR void mix_##SUFFIX(A* r, const A* old, const A* nu, A keep, A alpha, std::size_t len) {                \
+        loops::mix_loop(r, old, nu, keep, alpha, len);                                                         \
     }
 FASTFL_GENERIC(FASTFL_AVX2, avx2)
 FASTFL_GENERIC(FASTFL_AVX512, avx512)
@@ -337,6 +343,21 @@ void add_group(double* acc, const double* const* x, const double* w, std::size_t
 void add_group(double* acc, const float* const* x, const double* w, std::size_t m, std::size_t len) {
     FASTFL_DISPATCH(add_group_avx512(acc, x, w, m, len), add_group_avx2(acc, x, w, m, len),
                     loops::add_group(acc, x, w, m, len))
+}
+
+void axpy(float* acc, const float* x, float w, std::size_t len) {
+    FASTFL_DISPATCH(axpy_avx512(acc, x, w, len), axpy_avx2(acc, x, w, len), loops::axpy(acc, x, w, len))
+}
+void axpy(double* acc, const double* x, double w, std::size_t len) {
+    FASTFL_DISPATCH(axpy_avx512(acc, x, w, len), axpy_avx2(acc, x, w, len), loops::axpy(acc, x, w, len))
+}
+void mix_loop(float* r, const float* old, const float* nu, float keep, float alpha, std::size_t len) {
+    FASTFL_DISPATCH(mix_avx512(r, old, nu, keep, alpha, len), mix_avx2(r, old, nu, keep, alpha, len),
+                    loops::mix_loop(r, old, nu, keep, alpha, len))
+}
+void mix_loop(double* r, const double* old, const double* nu, double keep, double alpha, std::size_t len) {
+    FASTFL_DISPATCH(mix_avx512(r, old, nu, keep, alpha, len), mix_avx2(r, old, nu, keep, alpha, len),
+                    loops::mix_loop(r, old, nu, keep, alpha, len))
 }
 
 void sum_rows(float* dst, const float* partial, const float* const* x, const float* w, std::size_t m, std::size_t len,

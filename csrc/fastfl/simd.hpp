@@ -50,6 +50,13 @@ void add_group(float* acc, const float* const* x, const float* w, std::size_t m,
 void add_group(double* acc, const double* const* x, const double* w, std::size_t m, std::size_t len);
 void add_group(double* acc, const float* const* x, const double* w, std::size_t m, std::size_t len);
 
+/// acc[j] += w * x[j]; acc must not overlap x.
+void axpy(float* acc, const float* x, float w, std::size_t len);
+void axpy(double* acc, const double* x, double w, std::size_t len);
+/// r[j] = old[j] * keep + alpha * nu[j]; r may be old itself, nu must not overlap r.
+void mix_loop(float* r, const float* old, const float* nu, float keep, float alpha, std::size_t len);
+void mix_loop(double* r, const double* old, const double* nu, double keep, double alpha, std::size_t len);
+
 /// Most inputs `sum_rows` takes per call.
 constexpr std::size_t kMaxRows = 16;
 

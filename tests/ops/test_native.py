@@ -205,6 +205,38 @@ def test_weighted_sum_is_bitwise_the_same_at_every_level(isa_level, k, n):
     _same_bits(ops.weighted_sum(xs, ws, out=out64), want.to(F64))  # fp32 sum, stored as fp64
 
 
+def _in_place_kernels(dtype: torch.dtype) -> list[torch.Tensor]:
+    """accumulate_, mix_ and unflatten_ (add, sub) on fixed data; returns their results."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(300_007, generator=gen, dtype=dtype)
+    acc, s = (
+        torch.randn(300_007, generator=gen, dtype=dtype),
+        torch.randn(300_007, generator=gen, dtype=dtype),
+    )
+    parts = [torch.randn(n, generator=gen, dtype=dtype) for n in (7, 150_000, 150_000)]
+    ops.accumulate_(acc, x, 0.37)
+    ops.mix_(s, x, 0.3)
+    ops.unflatten_(x, parts, mode="add")
+    ops.unflatten_(x.flip(0).contiguous(), parts, mode="sub")
+    return [acc, s, *parts]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_in_place_kernels_are_bitwise_the_same_at_every_level(isa_level, dtype):
+    got = _in_place_kernels(dtype)
+    previous = _native.set_isa("scalar")
+    try:
+        want = _in_place_kernels(dtype)
+    finally:
+        _native.set_isa(previous)
+    for g, w in zip(got, want, strict=True):
+        _same_bits(g, w)
+    with ops.using("torch"):
+        reference = _in_place_kernels(dtype)
+    for g, r in zip(got, reference, strict=True):
+        torch.testing.assert_close(g, r)
+
+
 def test_weighted_sum_streams_a_large_output_exactly(isa_level, monkeypatch):
     monkeypatch.setenv("FASTFL_NUM_THREADS", "2")
     xs = [torch.randn(4_200_001) for _ in range(3)]  # > 16 MB out: non-temporal stores
