@@ -92,12 +92,12 @@ struct MaybeRelease {
     std::optional<py::gil_scoped_release> release;
 };
 
-void convert(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
+void cast(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
              const std::vector<int>& dst_codes, int threads) {
     const auto s = inputs_of(srcs, src_codes, "srcs");
     const auto d = views_of(dsts, dst_codes, "dsts");
     MaybeRelease nogil(total(s));
-    fastfl::convert_many(s, d, threads);
+    fastfl::cast_many(s, d, threads);
 }
 
 void combine(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
@@ -216,7 +216,7 @@ py::capsule empty_pages(const std::vector<std::int64_t>& shape, int dl_code, int
 PYBIND11_MODULE(_C, m) {
     m.doc() = "fastfl's compiled kernels; use them through fastfl.ops, which validates arguments.";
     m.attr("ABI_VERSION") = FASTFL_ABI_VERSION;
-    m.def("convert", &convert, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
+    m.def("cast", &cast, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
           py::arg("threads"));
     m.def("combine", &combine, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
           py::arg("alpha"), py::arg("threads"));

@@ -14,7 +14,7 @@ from torch import Tensor
 
 ABI_VERSION: int
 
-def convert(
+def cast(
     srcs: Sequence[Tensor],
     src_codes: Sequence[int],
     dsts: Sequence[Tensor],

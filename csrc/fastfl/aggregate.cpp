@@ -7,7 +7,7 @@
 #include <string>
 #include <type_traits>
 
-#include "fastfl/convert.hpp"
+#include "fastfl/cast.hpp"
 #include "fastfl/parallel.hpp"
 #include "fastfl/simd.hpp"
 

@@ -151,7 +151,7 @@ def flatten(
     if out.dim() != 1 or out.numel() != total:
         raise KernelArgumentError(f"out must be 1-D with {total} elements, got shape {tuple(out.shape)}")
     device = _check.device_of({"tensors": srcs, "out": [out]})
-    _pick(device).convert(srcs, _split(out, srcs))
+    _pick(device).cast(srcs, _split(out, srcs))
     return out
 
 
@@ -175,7 +175,7 @@ def unflatten_(flat: Tensor, tensors: Sequence[Tensor], *, mode: str = "copy") -
     pieces = _split(flat.view(-1), dsts)
     alpha = UNFLATTEN_MODES[mode]
     if alpha is None:
-        _pick(device).convert(pieces, dsts)
+        _pick(device).cast(pieces, dsts)
     else:
         _pick(device).combine(pieces, dsts, alpha)
 
@@ -190,7 +190,7 @@ def cast(x: Tensor, dtype: torch.dtype, *, out: Tensor | None = None) -> Tensor:
     if out.dtype != dtype:
         raise KernelTypeError(f"out has dtype {out.dtype} but dtype={dtype} was asked for")
     _check.same_numel(x, out, "x", "out")
-    _pick(_check.device_of({"x": [x], "out": [out]})).convert([x], [out])
+    _pick(_check.device_of({"x": [x], "out": [out]})).cast([x], [out])
     return out
 
 
@@ -279,7 +279,7 @@ def pack(
                 f"tensors[{i}] needs bytes [{off}, {end}) of out ({out.numel()} bytes), aligned to {size}"
             )
         dsts.append(out[off:end].view(dt))
-    _pick(_check.device_of({"tensors": srcs, "out": [out]})).convert(srcs, dsts)
+    _pick(_check.device_of({"tensors": srcs, "out": [out]})).cast(srcs, dsts)
     return out
 
 

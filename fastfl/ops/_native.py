@@ -53,9 +53,9 @@ def _codes(tensors: Sequence[Tensor]) -> list[int]:
     return [CODES[t.dtype] for t in tensors]
 
 
-def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
+def cast(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
     """Copy each src into the dst of the same position, casting to the dst's dtype."""
-    _C.convert(srcs, _codes(srcs), dsts, _codes(dsts), threads())
+    _C.cast(srcs, _codes(srcs), dsts, _codes(dsts), threads())
 
 
 def combine(srcs: Sequence[Tensor], dsts: Sequence[Tensor], alpha: float) -> None:

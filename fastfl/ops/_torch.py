@@ -15,7 +15,7 @@ from torch import Tensor
 NAME = "torch"
 
 
-def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
+def cast(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
     """Copy each src into the dst of the same position, casting to the dst's dtype."""
     for src, dst in zip(srcs, dsts, strict=True):
         dst.view(-1).copy_(src.reshape(-1))

@@ -61,7 +61,7 @@ def test_c_names_match_stub():
 
 def test_backend_module_has_the_reference_functions():
     torch_backend = importlib.import_module("fastfl.ops._torch")
-    kernels = {"convert", "combine", "weighted_sum", "accumulate_", "mix_"}
+    kernels = {"cast", "combine", "weighted_sum", "accumulate_", "mix_"}
     for name in kernels:
         assert callable(getattr(_native, name)), name
         assert callable(getattr(torch_backend, name)), name
@@ -287,15 +287,15 @@ def test_bindings_reject_what_ops_would_have_caught():
     src, dst = torch.zeros(8), torch.zeros(8)
     code = CODES[F32]
     with pytest.raises(ValueError, match="contiguous"):
-        _C.convert([torch.zeros(4, 4).t()], [code], [torch.zeros(16)], [code], 1)
+        _C.cast([torch.zeros(4, 4).t()], [code], [torch.zeros(16)], [code], 1)
     with pytest.raises(ValueError, match="dtype code"):
-        _C.convert([src], [CODES[F64]], [dst], [code], 1)
+        _C.cast([src], [CODES[F64]], [dst], [code], 1)
     with pytest.raises(ValueError, match="unknown dtype code"):
-        _C.convert([src], [42], [dst], [code], 1)
+        _C.cast([src], [42], [dst], [code], 1)
     with pytest.raises(ValueError, match="elements"):
-        _C.convert([src], [code], [torch.zeros(9)], [code], 1)
+        _C.cast([src], [code], [torch.zeros(9)], [code], 1)
     with pytest.raises(ValueError, match="one dtype code per tensor"):
-        _C.convert([src, src], [code], [dst, dst], [code, code], 1)
+        _C.cast([src, src], [code], [dst, dst], [code, code], 1)
     with pytest.raises(ValueError, match="float32 or float64"):
         _C.weighted_sum([src], [code], [1.0], torch.zeros(8, dtype=F16), CODES[F16], False, 1)
     with pytest.raises(ValueError, match="floating"):
