@@ -99,3 +99,21 @@ def test_none_and_int_still_force_a_mode(forced):
 def test_unknown_mode_name_is_a_type_error():
     with pytest.raises(TypeError, match="batch_clients"):
         SubsetSerialTrainer(_model(), _data(), _slices(), batch_clients="fast")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("batch_clients", [2, "auto"])
+def test_vmapped_and_auto_training_on_cuda_match_one_at_a_time(batch_clients):
+    flat = read_params(_model())
+    serial = SubsetSerialTrainer(
+        _model(), _data(), _slices(), args=ARGS, seed=3, batch_clients=None, cuda=True
+    )
+    other = SubsetSerialTrainer(
+        _model(), _data(), _slices(), args=ARGS, seed=3, batch_clients=batch_clients, cuda=True
+    )
+    for _ in range(5):
+        want = [r.clone() for r in serial.local_process([0, 1, 2], [flat])]
+        got = other.local_process([0, 1, 2], [flat])
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g.cpu(), w.cpu(), rtol=1e-4, atol=1e-5)
