@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,13 +16,14 @@
 #include "fastfl/dtype.hpp"
 #include "fastfl/flat.hpp"
 #include "fastfl/optim.hpp"
+#include "fastfl/memory.hpp"
 #include "fastfl/simd.hpp"
 
 namespace py = pybind11;
 
 // Bump whenever a signature or a semantic of this module changes; fastfl/ops/_native.py holds
 // the same number and refuses a module built from other sources.
-constexpr int FASTFL_ABI_VERSION = 1;
+constexpr int FASTFL_ABI_VERSION = 2;
 
 namespace {
 
@@ -92,12 +94,12 @@ struct MaybeRelease {
     std::optional<py::gil_scoped_release> release;
 };
 
-void convert(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
+void cast(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
              const std::vector<int>& dst_codes, int threads) {
     const auto s = inputs_of(srcs, src_codes, "srcs");
     const auto d = views_of(dsts, dst_codes, "dsts");
     MaybeRelease nogil(total(s));
-    fastfl::convert_many(s, d, threads);
+    fastfl::cast_many(s, d, threads);
 }
 
 void combine(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
@@ -128,6 +130,18 @@ void mix(const py::handle& s, int s_code, const py::handle& n, int n_code, doubl
     const auto b = in(view_of(n, n_code, "n"));
     MaybeRelease nogil(a.count);
     fastfl::mix(a, b, alpha, threads);
+}
+
+// Instruction-set levels by name, as FASTFL_ISA and fastfl.ops.isa() spell them.
+constexpr const char* kIsaNames[] = {"scalar", "avx2", "avx512"};
+
+std::string isa_name(fastfl::Isa level) { return kIsaNames[static_cast<int>(level)]; }
+
+fastfl::Isa isa_from(const std::string& name) {
+    for (int i = 0; i < 3; ++i) {
+        if (name == kIsaNames[i]) return static_cast<fastfl::Isa>(i);
+    }
+    throw std::invalid_argument("unknown instruction-set level '" + name + "'; use scalar, avx2 or avx512");
 }
 
 py::dict dtype_codes() {
@@ -259,11 +273,73 @@ void define(py::module_& m) {
 
 }  // namespace compress_bind
 void bind_optim(py::module_& m);
+// ---- Large host buffers (memory.hpp) handed to torch as DLPack capsules: torch owns the tensor,
+// and its deleter gives the pages back to fastfl's pool (never while any view is alive).
+namespace {
+
+struct DLDevice { std::int32_t device_type, device_id; };
+struct DLDataType { std::uint8_t code, bits; std::uint16_t lanes; };
+struct DLTensor {
+    void* data; DLDevice device; std::int32_t ndim; DLDataType dtype;
+    std::int64_t* shape; std::int64_t* strides; std::uint64_t byte_offset;
+};
+struct DLManagedTensor { DLTensor dl_tensor; void* manager_ctx; void (*deleter)(DLManagedTensor*); };
+
+struct PagesOwner {
+    DLManagedTensor managed{};
+    std::vector<std::int64_t> shape, strides;
+    std::size_t bytes = 0;
+};
+
+void delete_pages(DLManagedTensor* m) {
+    auto* owner = static_cast<PagesOwner*>(m->manager_ctx);
+    fastfl::free_pages(m->dl_tensor.data, owner->bytes);
+    delete owner;
+}
+
+// A "dltensor" capsule over alloc_pages memory of the given shape and DLPack dtype (code, bits).
+py::capsule empty_pages(const std::vector<std::int64_t>& shape, int dl_code, int dl_bits) {
+    auto owner = std::make_unique<PagesOwner>();
+    owner->shape = shape;
+    owner->strides.assign(shape.size(), 1);
+    std::size_t count = 1;
+    for (std::size_t i = shape.size(); i-- > 0;) {
+        if (shape[i] < 0) throw std::invalid_argument("shape must not be negative");
+        owner->strides[i] = static_cast<std::int64_t>(count);
+        count *= static_cast<std::size_t>(shape[i]);
+    }
+    if (dl_bits <= 0 || dl_bits % 8 != 0) throw std::invalid_argument("dl_bits must be a positive multiple of 8");
+    owner->bytes = count * static_cast<std::size_t>(dl_bits / 8);
+    DLTensor& t = owner->managed.dl_tensor;
+    t.data = fastfl::alloc_pages(owner->bytes);
+    t.device = {1, 0};  // kDLCPU
+    t.ndim = static_cast<std::int32_t>(shape.size());
+    t.dtype = {static_cast<std::uint8_t>(dl_code), static_cast<std::uint8_t>(dl_bits), 1};
+    t.shape = owner->shape.data();
+    t.strides = owner->strides.data();
+    t.byte_offset = 0;
+    owner->managed.manager_ctx = owner.get();
+    owner->managed.deleter = &delete_pages;
+    DLManagedTensor* managed = &owner.release()->managed;
+    PyObject* capsule = PyCapsule_New(managed, "dltensor", [](PyObject* c) {
+        if (PyCapsule_IsValid(c, "dltensor")) {  // never consumed by torch: free it here
+            auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(c, "dltensor"));
+            m->deleter(m);
+        }
+    });
+    if (capsule == nullptr) {
+        managed->deleter(managed);
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::capsule>(capsule);
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "fastfl's compiled kernels; use them through fastfl.ops, which validates arguments.";
     m.attr("ABI_VERSION") = FASTFL_ABI_VERSION;
-    m.def("convert", &convert, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
+    m.def("cast", &cast, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
           py::arg("threads"));
     m.def("combine", &combine, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
           py::arg("alpha"), py::arg("threads"));
@@ -274,8 +350,12 @@ PYBIND11_MODULE(_C, m) {
     m.def("mix_", &mix, py::arg("s"), py::arg("s_code"), py::arg("n"), py::arg("n_code"), py::arg("alpha"),
           py::arg("threads"));
     m.def("dtype_codes", &dtype_codes);
-    m.def("simd_available", &fastfl::simd_available);
-    m.def("use_simd", &fastfl::use_simd, py::arg("enabled"));
+    m.def("isa_available", [] { return isa_name(fastfl::isa_available()); });
+    m.def("isa", [] { return isa_name(fastfl::isa()); });
+    m.def("set_isa", [](const std::string& cap) { return isa_name(fastfl::set_isa(isa_from(cap))); }, py::arg("cap"));
+    m.def("empty_pages", &empty_pages, py::arg("shape"), py::arg("dl_code"), py::arg("dl_bits"));
+    m.def("set_pool_limit", &fastfl::set_pool_limit, py::arg("bytes"));
+    m.def("pooled_bytes", &fastfl::pooled_bytes);
     compress_bind::define(m);
     bind_optim(m);
 }

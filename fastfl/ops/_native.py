@@ -18,7 +18,7 @@ from fastfl.dtypes import CODES
 from fastfl.errors import KernelArgumentError
 
 NAME = "native"
-ABI_VERSION = 1  # must equal FASTFL_ABI_VERSION in csrc/bindings.cpp
+ABI_VERSION = 2  # must equal FASTFL_ABI_VERSION in csrc/bindings.cpp
 _REBUILD = "rebuild it with `make setup` or `pip install --no-build-isolation -e .`"
 
 try:
@@ -53,9 +53,9 @@ def _codes(tensors: Sequence[Tensor]) -> list[int]:
     return [CODES[t.dtype] for t in tensors]
 
 
-def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
+def cast(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
     """Copy each src into the dst of the same position, casting to the dst's dtype."""
-    _C.convert(srcs, _codes(srcs), dsts, _codes(dsts), threads())
+    _C.cast(srcs, _codes(srcs), dsts, _codes(dsts), threads())
 
 
 def combine(srcs: Sequence[Tensor], dsts: Sequence[Tensor], alpha: float) -> None:
@@ -165,3 +165,73 @@ def optim_server_step(
 ) -> None:
     """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
     _optim_fn(_OPTIM[2])(x, delta, m, v, CODES[torch.float32], kind, lr, b1, b2, tau, threads())
+
+
+# DLPack (type code, bits) of each dtype that `empty` can allocate.
+_DLPACK = {
+    torch.int8: (0, 8),
+    torch.int16: (0, 16),
+    torch.int32: (0, 32),
+    torch.int64: (0, 64),
+    torch.uint8: (1, 8),
+    torch.float16: (2, 16),
+    torch.float32: (2, 32),
+    torch.float64: (2, 64),
+    torch.bfloat16: (4, 16),
+    torch.bool: (6, 8),
+}
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor on huge-page-advised memory, reused from the pool when warm."""
+    code, bits = _DLPACK[dtype]
+    return torch.from_dlpack(_C.empty_pages(list(shape), code, bits))
+
+
+ISA_LEVELS = ("scalar", "avx2", "avx512")
+
+
+def _isa_from_env() -> None:
+    """Apply FASTFL_ISA (scalar, avx2 or avx512: the widest vector level the kernels may use)."""
+    value = os.environ.get("FASTFL_ISA")
+    if value is None:
+        _C.set_isa(ISA_LEVELS[-1])  # no cap
+        return
+    if value.strip().lower() not in ISA_LEVELS:
+        raise KernelArgumentError(
+            f"FASTFL_ISA={value!r} is not one of {', '.join(ISA_LEVELS)}; unset it or pick one"
+        )
+    _C.set_isa(value.strip().lower())
+
+
+_isa_from_env()
+
+
+def isa() -> str:
+    """Return the vector level the kernels run at: the CPU's widest, capped by FASTFL_ISA/set_isa."""
+    return str(_C.isa())
+
+
+def set_isa(cap: str) -> str:
+    """Cap the vector level (scalar, avx2 or avx512) for the process; return the previous cap."""
+    return str(_C.set_isa(cap))
+
+
+def _pool_limit_from_env() -> None:
+    """Apply FASTFL_POOL_MB (megabytes of freed large buffers to keep) if it is set."""
+    value = os.environ.get("FASTFL_POOL_MB")
+    if value is None:
+        return
+    if not value.strip().isdigit():
+        raise KernelArgumentError(
+            f"FASTFL_POOL_MB={value!r} is not a non-negative integer; unset it or set e.g. 256"
+        )
+    _C.set_pool_limit(int(value) << 20)
+
+
+_pool_limit_from_env()
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """Set the most bytes of freed large buffers kept for reuse; return the previous limit."""
+    return int(_C.set_pool_limit(nbytes))

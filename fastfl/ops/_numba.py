@@ -29,12 +29,14 @@ except ImportError as err:
     ) from err
 
 from fastfl.ops import _numba_compress as kc
-from fastfl.ops import _numba_convert as cv
+
+
+from fastfl.ops import _numba_cast as cv
 from fastfl.ops import _numba_jit as jit
 from fastfl.ops import _numba_kernels as k
 
 NAME = "numba"
-# Width of torch's CPU vectors: torch converts a tensor's last elements without SIMD (see _numba_convert).
+# Width of torch's CPU vectors: torch converts a tensor's last elements without SIMD (see _numba_cast).
 _SIMD_BYTES = 64 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 32
 
 
@@ -62,21 +64,21 @@ def _numpy_cast(src: np.ndarray, dst: np.ndarray) -> None:
             np.copyto(dst, src, casting="unsafe")
 
 
-def _convert_other(src: Tensor, dst: Tensor) -> None:
+def _cast_other(src: Tensor, dst: Tensor) -> None:
     """Convert a pair with an integer or bool side; half types go through float32 as in torch."""
     if src.dtype in HALF_DTYPES:
         wide = torch.empty(src.numel(), dtype=torch.float32)
-        convert([src], [wide])
+        cast([src], [wide])
         src = wide
     if dst.dtype in HALF_DTYPES:
         wide = torch.empty(dst.numel(), dtype=torch.float32)
         _numpy_cast(src.reshape(-1).numpy(), wide.numpy())
-        convert([wide], [dst])
+        cast([wide], [dst])
     else:
         _numpy_cast(src.reshape(-1).numpy(), dst.view(-1).numpy())
 
 
-def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
+def cast(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
     """Copy each src into the dst of the same position, casting to the dst's dtype."""
     fast_srcs, fast_dsts = [], []
     for src, dst in zip(srcs, dsts, strict=True):
@@ -84,11 +86,11 @@ def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
             fast_srcs.append(src)
             fast_dsts.append(dst)
         elif dst.numel():
-            _convert_other(src, dst)
+            _cast_other(src, dst)
     if fast_srcs:
         sa, sc, da, dc, starts = _table(fast_srcs, fast_dsts)
         total = int(starts[-1])
-        jit.run(cv.convert, total, total, sa, sc, da, dc, starts, _SIMD_BYTES)
+        jit.run(cv.cast, total, total, sa, sc, da, dc, starts, _SIMD_BYTES)
 
 
 def combine(srcs: Sequence[Tensor], dsts: Sequence[Tensor], alpha: float) -> None:
@@ -256,3 +258,14 @@ def optim_server_step(
         float(b2),
     )
     jit.run(ko.server_step, n, 4 * n, *args, float(tau))
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
+    return torch.empty(tuple(shape), dtype=dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """This backend keeps no pool: nothing to limit; return 0."""
+    del nbytes
+    return 0

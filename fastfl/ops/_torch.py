@@ -15,7 +15,7 @@ from torch import Tensor
 NAME = "torch"
 
 
-def convert(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
+def cast(srcs: Sequence[Tensor], dsts: Sequence[Tensor]) -> None:
     """Copy each src into the dst of the same position, casting to the dst's dtype."""
     for src, dst in zip(srcs, dsts, strict=True):
         dst.view(-1).copy_(src.reshape(-1))
@@ -222,3 +222,14 @@ def optim_server_step(
     else:
         vf.add_(d2)
     x.view(-1).add_(mf / (vf.sqrt() + tau), alpha=lr)
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
+    return torch.empty(tuple(shape), dtype=dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """This backend keeps no pool: nothing to limit; return 0."""
+    del nbytes
+    return 0

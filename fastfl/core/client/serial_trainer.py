@@ -16,6 +16,7 @@ from fastfl import ops
 from fastfl.core._updates import counts_meta
 from fastfl.core.client import SERIAL_TRAINER
 from fastfl.core.client._batches import SubsetBatches, as_index_tensor
+from fastfl.core.client._mode import AUTO, ModeChooser
 from fastfl.core.client._vectorized import VectorizedSGD, train_clients
 from fastfl.core.client.trainer import ClientTrainer
 from fastfl.core.communicator.buffers import HostBlock
@@ -185,9 +186,11 @@ class SubsetSerialTrainer(SerialTrainer):
         report_samples: see `SerialTrainer`.
         batch_clients: train up to this many clients at once as one vmapped computation (clients
             grouped by sample count, so equal batch shapes; results equal the one-at-a-time path
-            up to float rounding). None (default): one client at a time. Needs a `TensorDataset`
-            of (inputs, labels) and a model whose forward runs under `torch.func.vmap`; otherwise
-            the trainer logs why and trains one client at a time.
+            up to float rounding). None: one client at a time. "auto" (default): time both modes
+            on the first rounds and keep the faster (see `_mode.py`). Vmapping needs a
+            `TensorDataset` of (inputs, labels) and a model whose forward runs under
+            `torch.func.vmap`; otherwise the trainer trains one client at a time (and logs why
+            when an int asked for vmapping).
     """
 
     def __init__(
@@ -203,19 +206,20 @@ class SubsetSerialTrainer(SerialTrainer):
         id_offset: int = 0,
         aggregate: bool = False,
         report_samples: bool = True,
-        batch_clients: int | None = None,
+        batch_clients: int | str | None = AUTO,
     ):
         super().__init__(
             model, len(data_slices), cuda, logger, aggregate=aggregate, report_samples=report_samples
         )
-        if batch_clients is not None:
+        self._mode = ModeChooser() if batch_clients == AUTO else None
+        if batch_clients is not None and self._mode is None:
             if isinstance(batch_clients, bool) or not isinstance(batch_clients, numbers.Integral):
                 raise TypeError(
-                    f"batch_clients must be None (one client at a time) or an int >= 1, got {batch_clients!r}"
+                    f"batch_clients must be 'auto', None (one client at a time) or an int >= 1, got {batch_clients!r}"
                 )
             if batch_clients < 1:
                 raise ValueError(f"batch_clients must be an int >= 1 (or None), got {batch_clients!r}")
-        self.batch_clients = None if batch_clients is None else int(batch_clients)
+        self.batch_clients = batch_clients if batch_clients is None or self._mode else int(batch_clients)
         self._vectorized: VectorizedSGD | None = None
         self._fallback_reason: str | None = None
         self._fallback_logged = False
@@ -330,7 +334,20 @@ class SubsetSerialTrainer(SerialTrainer):
         Returns:
             The list of trained parameter vectors (or the one weighted mean with `aggregate`).
         """
-        if self.batch_clients is None:
+        if self._mode is None:
+            return self._process_as(self.batch_clients, id_list, payload)
+        ids = [int(i) for i in id_list]
+        if not all(0 <= i < self.client_num for i in ids):  # the chosen path raises the error
+            return self._process_as(None, ids, payload)
+        if not self._mode.decided and self._vectorize_reason(ids) is not None:
+            self._mode.force_serial()
+        units = sum(len(self._get_indices(i)) for i in ids) * int(self.args["epochs"])
+        return self._mode.run(self._process_as, ids, payload, units)
+
+    def _process_as(
+        self, batch_clients: int | None, id_list: Sequence[int], payload: list[Tensor]
+    ) -> list[Tensor]:
+        if batch_clients is None:
             return super().local_process(id_list, payload)
         ids = [int(i) for i in id_list]
         for i in ids:
@@ -342,10 +359,10 @@ class SubsetSerialTrainer(SerialTrainer):
             log(f"batch_clients: training one client at a time because {reason}")
             self._fallback_logged = True
             return super().local_process(ids, payload)
-        self._LOGGER.info(f"Local training (vmapped, up to {self.batch_clients} at once) of clients: {ids}")
-        return self._vectorized_process(ids, payload[0])
+        self._LOGGER.info(f"Local training (vmapped, up to {batch_clients} at once) of clients: {ids}")
+        return self._vectorized_process(ids, payload[0], batch_clients)
 
-    def _vectorized_process(self, ids: list[int], model_parameters: Tensor) -> list[Tensor]:
+    def _vectorized_process(self, ids: list[int], model_parameters: Tensor, chunk: int) -> list[Tensor]:
         epochs = int(self.args["epochs"])
         orders = []  # drawn in id order, as the one-at-a-time path draws them
         for idx in ids:
@@ -362,7 +379,7 @@ class SubsetSerialTrainer(SerialTrainer):
             rows,
             batch_size=int(self.args["batch_size"]),
             lr=float(self.args["lr"]),
-            chunk=self.batch_clients,
+            chunk=chunk,
             aggregate=self.aggregate,
         )
         self.param_list = [rows[0]] if self.aggregate else [rows[k] for k in range(len(ids))]
