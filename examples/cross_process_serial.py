@@ -26,7 +26,7 @@ from _common import (
 )
 
 from fastfl.core.client import PassiveClientManager, SubsetSerialTrainer
-from fastfl.core.progress import RoundReporter
+from fastfl.utils.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
 
 
