@@ -73,3 +73,12 @@ class DatasetFileError(FastFLError, FileNotFoundError):
 
 class OptionalDependencyError(FastFLError, ImportError):
     """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
+
+
+# Command line and configuration.
+class ConfigError(FastFLError, ValueError):
+    """A run configuration has an unknown key, a wrong type, a missing file or an unknown name."""
+
+
+class CheckpointError(FastFLError, ValueError):
+    """A run's checkpoint is missing, corrupt, or belongs to a different configuration."""

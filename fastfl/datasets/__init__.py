@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fastfl.cli.data_leaf import main
+from fastfl.cli.data_cmd import main
 
 __all__ = ["main"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from fastfl.cli.data_leaf import main
+from fastfl.cli.data_cmd import main
 
 if __name__ == "__main__":
     sys.exit(main())
