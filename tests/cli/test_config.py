@@ -87,7 +87,7 @@ def test_set_values_are_toml_and_bare_keys_resolve():
     cfg = load_config(None, [("rounds", 7), ("lr", 1)])
     assert cfg["run"]["rounds"] == 7 and cfg["train"]["lr"] == 1.0
     assert ("run", "rounds") in cfg.explicit
-    with pytest.raises(ConfigError, match="ambiguous.*data.name.*model.name"):
+    with pytest.raises(ConfigError, match=r"ambiguous.*data\.name.*model\.name"):
         load_config(None, [("name", "x")])
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_assignment("rounds")
@@ -95,5 +95,5 @@ def test_set_values_are_toml_and_bare_keys_resolve():
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, FastFLError) and issubclass(ConfigError, ValueError)
-    with pytest.raises(ValueError, match="run.eval_every: must be >= 1"):
+    with pytest.raises(ValueError, match=r"run\.eval_every: must be >= 1"):
         load_config(None, [("run.eval_every", 0)])
