@@ -137,8 +137,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rank is not None or args.from_env:
         return _worker(args, cfg, folder)
     exp = prepare(cfg)  # every check before anything is written
-    if args.resume is None:
-        write_config(cfg, folder)
+    if args.resume is not None:
+        from fastfl.cli.checkpoint import config_digest, load_checkpoint
+
+        load_checkpoint(folder, config_digest(cfg.experiment()))
+    write_config(cfg, folder)
     if args.processes > 1:
         from fastfl.cli.processes import launch_ranks
 

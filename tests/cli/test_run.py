@@ -32,10 +32,34 @@ def test_run_writes_config_metrics_curves_model(tmp_path, small_config):
     assert_same_model(load_model(out), load_model(tmp_path / "again"))
 
 
-def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, small_config):
+def _algorithm_or_skip(name: str) -> None:
+    from fastfl.cli.algorithms import find_algorithm
+    from fastfl.errors import ConfigError
+
+    try:
+        find_algorithm(name)
+    except ConfigError:
+        pytest.skip(f"algorithm {name!r} is not in fastfl.contrib.algorithm here")
+
+
+@pytest.mark.parametrize("algorithm", ["fedavg", "scaffold", "feddyn"])
+def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, small_config, algorithm):
+    _algorithm_or_skip(algorithm)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    _run(small_config, "--out", whole, "--rounds", 5, "--checkpoint-every", 2)
-    _run(small_config, "--out", parts, "--rounds", 5, "--checkpoint-every", 2, "--stop-after", 3)
+    _run(small_config, "--out", whole, "--rounds", 5, "--checkpoint-every", 2, "--algorithm", algorithm)
+    _run(
+        small_config,
+        "--out",
+        parts,
+        "--rounds",
+        5,
+        "--checkpoint-every",
+        2,
+        "--stop-after",
+        3,
+        "--algorithm",
+        algorithm,
+    )
     state = torch.load(parts / "checkpoint.pt", weights_only=True)
     assert state["round"] == 3
     _run("--resume", parts)
@@ -44,6 +68,15 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, small_config):
     assert [r["round"] for r in rows] == [1, 2, 3, 4, 5]
     whole_rows = json.loads((whole / "metrics.json").read_text())["rounds"]
     assert [r["accuracy"] for r in rows] == [r["accuracy"] for r in whole_rows]
+
+
+def test_finished_run_continues_with_more_rounds(tmp_path, small_config):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _run(small_config, "--out", whole, "--rounds", 4)
+    _run(small_config, "--out", parts, "--rounds", 2, "--checkpoint-every", 1)
+    _run("--resume", parts, "--rounds", 4)
+    assert_same_model(load_model(whole), load_model(parts))
+    assert "rounds = 4" in (parts / "config.toml").read_text()
 
 
 def test_resume_errors_are_clear(tmp_path, small_config, capsys):
