@@ -36,7 +36,13 @@ FLAGS = {
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand to `sub`."""
-    p = sub.add_parser("run", help="run a configured experiment", description=__doc__)
+    p = sub.add_parser(
+        "run",
+        help="run a configured experiment",
+        description=__doc__,
+        epilog=_keys_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", nargs="?", type=Path, help="the TOML config (default: built-in defaults)")
     p.add_argument(
         "--set",
@@ -81,6 +87,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--from-env", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
     return p
+
+
+def _keys_help() -> str:
+    from fastfl.cli.config import SCHEMA
+
+    lines = ["config keys (section.key = default: meaning); [algorithm] also takes its hyperparameters:"]
+    for section, keys in SCHEMA.items():
+        for key, (_, default, text) in keys.items():
+            lines.append(f"  {section}.{key} = {default!r}: {text}")
+    return "\n".join(lines)
 
 
 def _overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:

@@ -101,6 +101,14 @@ def _fcube(d: dict[str, Any], seed: int) -> Data:
     return Data(*_split(torch.from_numpy(x), torch.from_numpy(y), d["test_fraction"], seed))
 
 
+def as_inputs(x: Any) -> torch.Tensor:
+    """Inputs as a tensor: floating and uint8 (images) become float32, other integers int64 (token ids)."""
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    if t.is_floating_point() or t.dtype in (torch.uint8, torch.bool):
+        return t.float()
+    return t.long()
+
+
 def _per_client(
     parts: list[tuple[Any, Any]], test: tuple[Any, Any] | None, fraction: float, seed: int
 ) -> Data:
@@ -108,7 +116,7 @@ def _per_client(
     xs, ys, tx, ty, slices, start = [], [], [], [], [], 0
     g = torch.Generator().manual_seed(seed)
     for x, y in parts:
-        x, y = torch.as_tensor(np.asarray(x)).float(), torch.as_tensor(np.asarray(y)).long()
+        x, y = as_inputs(x), torch.as_tensor(np.asarray(y)).long()
         if len(x) != len(y):
             raise ConfigError(f"data: a client has {len(x)} inputs but {len(y)} labels")
         if test is None and fraction > 0 and len(y) > 1:
@@ -123,9 +131,7 @@ def _per_client(
         start += len(y)
     train = TensorDataset(torch.cat(xs), torch.cat(ys))
     if test is not None:
-        test_set = TensorDataset(
-            torch.as_tensor(np.asarray(test[0])).float(), torch.as_tensor(np.asarray(test[1])).long()
-        )
+        test_set = TensorDataset(as_inputs(test[0]), torch.as_tensor(np.asarray(test[1])).long())
     elif tx:
         test_set = TensorDataset(torch.cat(tx), torch.cat(ty))
     else:
@@ -149,7 +155,7 @@ def _leaf(d: dict[str, Any], seed: int) -> Data:
     train_set, test_set = train.as_tensor_dataset(), test.as_tensor_dataset()
     x, y = train_set.tensors[:2]
     tx, ty = test_set.tensors[:2]
-    return Data(TensorDataset(x.float(), y.long()), TensorDataset(tx.float(), ty.long()), slices)
+    return Data(TensorDataset(as_inputs(x), y.long()), TensorDataset(as_inputs(tx), ty.long()), slices)
 
 
 def _vision(d: dict[str, Any], seed: int) -> Data:
@@ -167,8 +173,9 @@ def _vision(d: dict[str, Any], seed: int) -> Data:
 def read_client_file(path: str | Path) -> tuple[list[tuple[Any, Any]], tuple[Any, Any] | None]:
     """Read per-client arrays from ``.npz`` or ``.pt``: keys ``x_0, y_0, x_1, y_1, ...``.
 
-    Optional ``x_test``/``y_test`` give the test set. A ``.pt`` file may also hold
-    ``{"clients": [(x, y), ...], "test": (x, y)}``.
+    Optional ``x_test``/``y_test`` give the test set (else `data.test_fraction` of each client's
+    samples is held out). A ``.pt`` file may also hold ``{"clients": [(x, y), ...], "test": (x, y)}``.
+    Floating and uint8 inputs become float32; other integer inputs (token ids) stay integers.
     """
     path = Path(path)
     try:
@@ -217,7 +224,7 @@ def _callable(d: dict[str, Any], seed: int) -> Data:
                 raise ConfigError(
                     f"data.name: {d['name']}'s {label} set is not a dataset of (x, y): {err}"
                 ) from err
-        sets.append(TensorDataset(x.float(), y.long()))
+        sets.append(TensorDataset(as_inputs(x), y.long()))
     slices = [list(map(int, s)) for s in result[2]] if len(result) == 3 else None
     return Data(sets[0], sets[1], slices)
 

@@ -7,6 +7,7 @@ copying each into a new array.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import warnings
@@ -30,19 +31,27 @@ def npy_view(blob: bytes | bytearray | memoryview) -> np.ndarray:
     Object arrays are refused (as ``np.load(allow_pickle=False)`` refuses them); Fortran-ordered
     or structured arrays are loaded with ``np.load``.
     """
-    stream = io.BytesIO(blob)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    view = memoryview(blob)
+    size_bytes = 2 if view[6] == 1 else 4  # format version 1.0: uint16 header length, else uint32
+    start = 8 + size_bytes
+    length = int.from_bytes(view[8:start], "little")
+    shape, fortran, dtype = _header(bytes(view[: start + length]))
     if dtype.hasobject:
         raise UpdateFormatError("the array holds Python objects; only numeric arrays can be aggregated")
     if fortran or dtype.fields is not None:
-        stream.seek(0)
-        return np.load(stream, allow_pickle=False)
+        return np.load(io.BytesIO(blob), allow_pickle=False)
     count = math.prod(shape)
-    return np.frombuffer(blob, dtype=dtype, count=count, offset=stream.tell()).reshape(shape)
+    return np.frombuffer(blob, dtype=dtype, count=count, offset=start + length).reshape(shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def _header(head: bytes) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Parse an ``.npy`` header (cached: every client's copy of a layer has the same header)."""
+    stream = io.BytesIO(head)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    return np.lib.format.read_array_header_2_0(stream)
 
 
 def _weights(weights: Sequence[float], count: int) -> list[float]:
