@@ -65,7 +65,11 @@ SCHEMA: dict[str, dict[str, tuple[str, Any, str]]] = {
         "clients": ("int", 100, "clients in total (natural partitions: the data's own count)"),
         "dir_alpha": ("float", 0.5, "Dirichlet concentration"),
         "major_classes": ("int", 2, "classes per client for noniid-#label / noniid-exdir"),
-        "plot": ("bool", True, "write partition.png and partition.csv into the run folder"),
+        "plot": (
+            "bool",
+            True,
+            "write the partition (json), its report (txt, csv) and plot (png) into the run folder",
+        ),
     },
     "model": {
         "name": ("str", "mlp", "mlp, cnn, logistic, linear, or module:Class"),

@@ -47,7 +47,6 @@ def partition(args: argparse.Namespace) -> int:
     from fastfl.cli.config import load_config
     from fastfl.cli.experiment import partition_indices
     from fastfl.cli.sources import check_source, load_data
-    from fastfl.utils.dataset import partition_stats, plot_partition
 
     pairs = [
         ("data.name", args.data),
@@ -68,21 +67,36 @@ def partition(args: argparse.Namespace) -> int:
         slices = data.slices
     else:
         slices = partition_indices(targets, cfg["partition"], args.seed, data.num_classes)
+    stats, written = write_partition(args.out, targets, slices, data.num_classes)
+    print(stats)
+    print(f"wrote {', '.join(str(w) for w in written)}")
+    return 0
+
+
+def write_partition(
+    folder: Path, targets: Any, slices: list[list[int]], classes: int
+) -> tuple[Any, list[Path]]:
+    """Write ``partition.json`` ({client: indices}), its report (``.txt``, ``.csv``) and plot (``.png``).
+
+    Returns:
+        The `PartitionStats` and the files written (no plot without matplotlib).
+    """
+    from fastfl.utils.dataset import partition_stats, plot_partition
+
+    labels = np.asarray(targets)
     split = {i: np.asarray(s, dtype=np.int64) for i, s in enumerate(slices)}
-    stats = partition_stats(split, targets.numpy(), data.num_classes)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "partition.json").write_text(json.dumps({str(i): s for i, s in enumerate(slices)}))
-    (args.out / "partition.csv").write_text(stats.to_csv())
-    (args.out / "partition.txt").write_text(str(stats) + "\n")
-    written = ["partition.json", "partition.csv", "partition.txt"]
+    stats = partition_stats(split, labels, classes)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "partition.json", folder / "partition.csv", folder / "partition.txt"]
+    written[0].write_text(json.dumps({str(i): list(map(int, s)) for i, s in enumerate(slices)}))
+    written[1].write_text(stats.to_csv())
+    written[2].write_text(str(stats) + "\n")
     try:
-        plot_partition(targets.numpy(), split, args.out / "partition.png", num_classes=data.num_classes)
-        written.append("partition.png")
+        plot_partition(labels, split, folder / "partition.png", num_classes=classes)
+        written.append(folder / "partition.png")
     except ImportError:
         pass
-    print(stats)
-    print(f"wrote {', '.join(str(args.out / w) for w in written)}")
-    return 0
+    return stats, written
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,23 +111,25 @@ def run_rank(
         title=f"{exp.algorithm.name} on {cfg['data']['name']}, {world} processes",
     )
     log = RunLog(folder, cfg["run"]["tensorboard"])
-    clock = {"start": time.perf_counter()}
+    clock = {"start": time.perf_counter(), "bytes": 0}
 
     def on_round_end(handler: Any) -> None:
         run = cfg["run"]
         evaluated = handler.round % run["eval_every"] == 0 or handler.round == run["rounds"]
         loss, acc = evaluate(handler.model, exp.data.test) if evaluated else (float("nan"), float("nan"))
         now = time.perf_counter()
+        moved = network.send_volume_intotal + network.recv_volume_intotal  # server <-> clients, this run
         row = {
             "round": handler.round,
             "clients": handler.last_round_clients,
             "loss": loss,
             "accuracy": acc,
             "seconds": now - clock["start"],
+            "bytes_sent": moved - clock["bytes"],
         }
         reporter.record(**row)
         log.scalars(row)
-        clock["start"] = now
+        clock["start"], clock["bytes"] = now, moved
 
     handler = exp.handler()
     handler.on_round_end = on_round_end

@@ -158,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
         load_checkpoint(folder, config_digest(cfg.experiment()))
     write_config(cfg, folder)
+    if cfg["partition"]["plot"] and args.resume is None:
+        from fastfl.cli.data_cmd import write_partition
+
+        write_partition(folder, exp.data.train.tensors[1], exp.slices, exp.data.num_classes)
     if args.processes > 1:
         from fastfl.cli.processes import launch_ranks
 

@@ -30,6 +30,7 @@ def test_processes_2_equals_single_process_run(tmp_path, small_config):
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["rounds"]
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())["rounds"]
     assert [r["accuracy"] for r in one] == [r["accuracy"] for r in two]
+    assert all(r["bytes_sent"] > 0 for r in two)
 
 
 def test_torchrun_lines_for_several_machines(tmp_path, small_config, capsys):

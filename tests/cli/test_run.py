@@ -19,12 +19,15 @@ def _run(*argv) -> None:
 def test_run_writes_config_metrics_curves_model(tmp_path, small_config):
     out = tmp_path / "run"
     _run(small_config, "--out", out, "--set", "run.eval_every=2")
-    for name in ("config.toml", "metrics.csv", "metrics.json", "metrics.png", "model.pt"):
+    for name in ("config.toml", "metrics.csv", "metrics.json", "metrics.png", "model.pt", "partition.png"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "metrics.json").read_text())["rounds"]
     assert [r["round"] for r in rows] == [1, 2, 3]
     assert all(r["clients"] == 4 and r["bytes_sent"] > 0 for r in rows)
     assert np.isnan(rows[0]["accuracy"]) and rows[1]["accuracy"] > 0.1 and rows[2]["accuracy"] > 0.1
+    split = json.loads((out / "partition.json").read_text())
+    # 1438 training samples; FedLab's balanced iid split gives each of 20 clients 71 (drops 18)
+    assert len(split) == 20 and {len(v) for v in split.values()} == {71}
     resolved = (out / "config.toml").read_text()
     assert "eval_every = 2" in resolved and "[algorithm]" in resolved
     # the resolved config repeats the run exactly
