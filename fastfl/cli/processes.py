@@ -71,13 +71,13 @@ def torchrun_lines(config: Path, processes: int, nodes: int, host: str, port: in
 
 
 def env_rank() -> tuple[int, int, str, int]:
-    """(rank, world size, address, port) from torchrun's environment; fastfl uses MASTER_PORT + 1."""
+    """(rank, world size, address, port) from torchrun's environment (its agent's store is reused)."""
     try:
         return (
             int(os.environ["RANK"]),
             int(os.environ["WORLD_SIZE"]),
             os.environ["MASTER_ADDR"],
-            int(os.environ["MASTER_PORT"]) + 1,
+            int(os.environ["MASTER_PORT"]),
         )
     except KeyError as err:
         raise SystemExit(f"--from-env: {err.args[0]} is not set; start this command with torchrun") from err

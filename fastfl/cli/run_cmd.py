@@ -79,7 +79,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="print the torchrun command line of each of M machines (N processes each) and exit",
     )
     p.add_argument("--master-addr", default="HOST0", help="server machine's address for --torchrun-nodes")
-    p.add_argument("--master-port", type=int, default=29500, help="torchrun's port (fastfl uses it + 1)")
+    p.add_argument("--master-port", type=int, default=29500, help="torchrun's port on the server machine")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds any network wait may take")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     for hidden in ("--rank", "--world-size", "--port"):
@@ -144,11 +144,12 @@ def run(args: argparse.Namespace) -> int:
         from fastfl.cli.processes import torchrun_lines
 
         prepare(cfg)
+        write_config(cfg, folder)
         for line in torchrun_lines(
             folder / CONFIG_FILE, args.processes, args.torchrun_nodes, args.master_addr, args.master_port
         ):
             print(line)
-        print(f"# copy {folder / CONFIG_FILE} to every machine first (write it with --stop-after 0)")
+        print(f"# copy {folder / CONFIG_FILE} (written now) to the same path on every machine first")
         return 0
     if args.rank is not None or args.from_env:
         return _worker(args, cfg, folder)
