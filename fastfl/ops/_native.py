@@ -76,3 +76,45 @@ def accumulate_(acc: Tensor, x: Tensor, weight: float) -> None:
 def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
     """Compute s = (1 - alpha) * s + alpha * n in place (fp64 if s is fp64, else fp32)."""
     _C.mix_(s, CODES[s.dtype], n, CODES[n.dtype], alpha, threads())
+
+
+# Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
+_OPTIM = ("optim_local_step", "optim_control_update", "optim_server_step")
+
+
+def _optim_fn(name: str):
+    fn = getattr(_C, name, None)
+    if fn is None:
+        raise KernelArgumentError(
+            f"fastfl._C has no {name} (a build older than fastfl.ops.optim); {_REBUILD}"
+        )
+    return fn
+
+
+def optim_local_step(
+    w: Tensor, g: Tensor, anchor: Tensor | None, lin: Tensor | None, lr: float, mu: float
+) -> None:
+    """Compute w -= lr * (g + mu * (w - anchor) + lin); anchor is None when mu is 0."""
+    _optim_fn(_OPTIM[0])(w, g, anchor, lin, CODES[torch.float32], lr, mu, threads())
+
+
+def optim_control_update(
+    state: Tensor, x: Tensor, y: Tensor, shift: Tensor | None, delta: Tensor | None, scale: float
+) -> None:
+    """Compute state <- state - shift + scale * (x - y); delta <- new - old when given."""
+    _optim_fn(_OPTIM[1])(state, x, y, shift, delta, CODES[torch.float32], scale, threads())
+
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor,
+    m: Tensor,
+    v: Tensor | None,
+    kind: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    tau: float,
+) -> None:
+    """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
+    _optim_fn(_OPTIM[2])(x, delta, m, v, CODES[torch.float32], kind, lr, b1, b2, tau, threads())
