@@ -3,46 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any
 
-from fastfl.errors import ConfigError, FastFLError
+from fastfl.errors import ConfigError, UnknownAlgorithmError
 
-__all__ = ["build_handler", "build_trainer", "find_algorithm"]
-
-
-@dataclass(frozen=True)
-class _Builtin:
-    """FedAvg with fastfl's own roles, used when `fastfl.contrib.algorithm` is not installed."""
-
-    name: str
-    handler: type
-    serial_trainer: type
-    trainer: type | None = None
-    hparams: dict[str, Any] = field(default_factory=dict)
-    asynchronous: bool = False
-
-
-def _builtin(name: str) -> Any:
-    from fastfl.core.client import SubsetSerialTrainer
-    from fastfl.core.server import SyncParameterServerHandler
-
-    if name != "fedavg":
-        raise ConfigError(f"algorithm.name: unknown algorithm {name!r}; accepted: fedavg")
-    return _Builtin("fedavg", SyncParameterServerHandler, SubsetSerialTrainer)
+__all__ = ["algorithm_hparams", "build_handler", "build_trainer", "find_algorithm"]
 
 
 def find_algorithm(name: str) -> Any:
     """Return the C6 `Algorithm` called `name` (ConfigError listing the known names otherwise)."""
-    try:
-        from fastfl.contrib.algorithm import get_algorithm
-    except ModuleNotFoundError as err:
-        if err.name not in ("fastfl.contrib", "fastfl.contrib.algorithm"):
-            raise
-        return _builtin(name)
+    from fastfl.contrib.algorithm import get_algorithm
+
     try:
         algorithm = get_algorithm(name)
-    except (FastFLError, KeyError, ValueError) as err:
+    except UnknownAlgorithmError as err:
         raise ConfigError(f"algorithm.name: {err}") from err
     if algorithm.asynchronous:
         raise ConfigError(
@@ -52,35 +26,39 @@ def find_algorithm(name: str) -> Any:
     return algorithm
 
 
-def _accepts(cls: type) -> tuple[set[str], bool]:
-    params = inspect.signature(cls.__init__).parameters.values()
-    names = {p.name for p in params}
-    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+def algorithm_hparams(algorithm: Any, cfg: Any) -> dict[str, Any]:
+    """The config's ``[algorithm]`` values (less ``name``) that override the algorithm's defaults.
+
+    ``train.weighted``, when set explicitly, is the algorithm's ``weighted`` unless
+    ``algorithm.weighted`` is set too.
+    """
+    chosen = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
+    if "weighted" in algorithm.hparams and "weighted" not in chosen and ("train", "weighted") in cfg.explicit:
+        chosen["weighted"] = cfg["train"]["weighted"]
+    return chosen
 
 
 def _call(cls: type, args: tuple, options: dict[str, Any], hparams: dict[str, Any]) -> Any:
-    """Construct ``cls(*args, **options)`` keeping the options (and hyperparameters) it accepts."""
-    names, var_kw = _accepts(cls)
+    """``cls(*args, **options, **hparams)``, leaving out the options it does not take."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    names = {p.name for p in params}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     kwargs = {k: v for k, v in options.items() if var_kw or k in names}
-    kwargs.update({k: v for k, v in hparams.items() if var_kw or k in names})
+    kwargs.update(hparams)
     return cls(*args, **kwargs)
 
 
-def algorithm_hparams(algorithm: Any, chosen: dict[str, Any]) -> dict[str, Any]:
-    """The algorithm's defaults updated with the config's ``[algorithm]`` values (less ``name``)."""
-    return {**algorithm.hparams, **{k: v for k, v in chosen.items() if k != "name"}}
-
-
-def build_handler(algorithm: Any, model: Any, rounds: int, ratio: float, cfg: Any) -> Any:
-    """The algorithm's server handler over `model` (seeded sampling, weighted as configured)."""
+def build_handler(algorithm: Any, model: Any, rounds: int, ratio: float, cfg: Any, counts: list[int]) -> Any:
+    """The algorithm's server handler over `model` (seeded sampling; `counts`: clients' sample counts)."""
+    chosen = algorithm_hparams(algorithm, cfg)
+    if chosen.get("sampling") == "weighted" and chosen.get("sample_weights") is None:
+        chosen["sample_weights"] = [float(c) for c in counts]  # q-FFL: sampling proportional to n_k
     options = {
         "cuda": cfg["run"]["device"] == "cuda",
         "weighted": cfg["train"]["weighted"],
         "seed": cfg["run"]["seed"],
     }
-    return _call(
-        algorithm.handler, (model, rounds, ratio), options, algorithm_hparams(algorithm, cfg["algorithm"])
-    )
+    return _call(algorithm.handler, (model, rounds, ratio), options, algorithm.handler_kwargs(**chosen))
 
 
 def build_trainer(
@@ -95,5 +73,5 @@ def build_trainer(
         "id_offset": id_offset,
         "batch_clients": train["batch_clients"] or None,
     }
-    hp = algorithm_hparams(algorithm, cfg["algorithm"])
-    return _call(algorithm.serial_trainer, (model, dataset, slices), options, hp)
+    hparams = algorithm.trainer_kwargs(**algorithm_hparams(algorithm, cfg))
+    return _call(algorithm.serial_trainer, (model, dataset, slices), options, hparams)

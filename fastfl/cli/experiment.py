@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastfl.cli.algorithms import algorithm_hparams, build_handler, build_trainer, find_algorithm
+from fastfl.cli.algorithms import build_handler, build_trainer, find_algorithm
 from fastfl.cli.config import Config, check_values
 from fastfl.cli.models import check_model, make_model
 from fastfl.cli.sources import Data, check_source, load_data
@@ -45,8 +45,9 @@ class Experiment:
     def handler(self, model: nn.Module | None = None) -> Any:
         """A fresh server handler over `model` (default: the experiment's model)."""
         model = self.model if model is None else model
+        counts = [len(s) for s in self.slices]
         return build_handler(
-            self.algorithm, model, self.config["run"]["rounds"], self.sample_ratio, self.config
+            self.algorithm, model, self.config["run"]["rounds"], self.sample_ratio, self.config, counts
         )
 
     def trainer(self, model: nn.Module, first: int = 0, count: int | None = None) -> Any:
@@ -105,15 +106,6 @@ def _slices(cfg: Config, data: Data) -> list[list[int]]:
     return partition_indices(data.train.tensors[1], part, cfg["run"]["seed"], data.num_classes)
 
 
-def _check_hparams(cfg: Config, algorithm: Any) -> None:
-    from fastfl.cli.algorithms import _accepts
-
-    accepted = [_accepts(algorithm.handler), _accepts(algorithm.serial_trainer)]
-    for key in algorithm_hparams(algorithm, cfg["algorithm"]):
-        if not any(var_kw or key in names for names, var_kw in accepted):
-            raise ConfigError(f"algorithm.{key}: no constructor of {algorithm.name!r} takes it")
-
-
 def prepare(cfg: Config) -> Experiment:
     """Check everything the config names and build the experiment; writes nothing.
 
@@ -123,7 +115,6 @@ def prepare(cfg: Config) -> Experiment:
     """
     algorithm = find_algorithm(cfg["algorithm"]["name"])
     check_values(cfg, algorithm.hparams)
-    _check_hparams(cfg, algorithm)
     check_source(cfg["data"])
     check_model(cfg["model"])
     if cfg["run"]["device"] == "cuda" and not torch.cuda.is_available():

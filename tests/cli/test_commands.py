@@ -99,31 +99,14 @@ def test_data_partition_writes_split_report_and_plot(tmp_path, capsys):
     assert "total" in capsys.readouterr().out
 
 
-def test_data_leaf_subcommand_and_python_dash_m(tmp_path):
+def test_data_leaf_subcommand_and_its_alias(tmp_path, capsys):
+    from fastfl.datasets import main as alias
+
     synthetic_tree(tmp_path, "femnist", num_users=3, train_samples=4, test_samples=2, seed=1)
-    done = _fastfl("data", "leaf", "--name", "femnist", "--root", tmp_path, "--split", "train")
-    assert done.returncode == 0, done.stderr
-    assert "femnist train: 3 clients, 12 samples" in done.stdout
-    alias = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastfl.datasets",
-            "leaf",
-            "--name",
-            "femnist",
-            "--root",
-            str(tmp_path),
-            "--split",
-            "test",
-        ],
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert alias.returncode == 0 and "femnist test: 3 clients, 6 samples" in alias.stdout
+    assert main(["data", "leaf", "--name", "femnist", "--root", str(tmp_path), "--split", "train"]) == 0
+    assert "femnist train: 3 clients, 12 samples" in capsys.readouterr().out
+    assert alias(["leaf", "--name", "femnist", "--root", str(tmp_path), "--split", "test"]) == 0
+    assert "femnist test: 3 clients, 6 samples" in capsys.readouterr().out
 
 
 def test_leaf_folder_as_run_data(tmp_path, small_config):
