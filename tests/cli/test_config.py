@@ -97,3 +97,14 @@ def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, FastFLError) and issubclass(ConfigError, ValueError)
     with pytest.raises(ValueError, match=r"run\.eval_every: must be >= 1"):
         load_config(None, [("run.eval_every", 0)])
+
+
+@pytest.mark.parametrize("name", ["digits_fedavg", "fedprox_synthetic"])
+def test_bundled_configs_are_valid(name):
+    from pathlib import Path
+
+    from fastfl.cli.experiment import prepare
+
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.toml"
+    exp = prepare(load_config(path))
+    assert exp.clients in (100, 30) and exp.config["run"]["rounds"] > 0

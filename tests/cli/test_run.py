@@ -207,3 +207,46 @@ def test_tensorboard_events_readable_by_tensorboard(tmp_path, small_config):
     rows = json.loads((out / "metrics.json").read_text())["rounds"]
     assert [e.step for e in acc.Scalars("accuracy")] == [1, 2, 3]
     assert accuracy == pytest.approx([r["accuracy"] for r in rows])
+
+
+def _synchronous_algorithms() -> list[str]:
+    from fastfl.contrib.algorithm import ALGORITHMS
+
+    return sorted(name for name, a in ALGORITHMS.items() if not a.asynchronous)
+
+
+@pytest.mark.parametrize("algorithm", _synchronous_algorithms())
+def test_every_synchronous_algorithm_runs_by_name(tmp_path, small_config, algorithm):
+    out = tmp_path / "run"
+    _run(
+        small_config,
+        "--out",
+        out,
+        "--algorithm",
+        algorithm,
+        "--rounds",
+        1,
+        "--clients",
+        8,
+        "--set",
+        "partition.plot=false",
+    )
+    rows = json.loads((out / "metrics.json").read_text())["rounds"]
+    assert len(rows) == 1 and np.isfinite(rows[0]["loss"])
+    assert f'name = "{algorithm}"' in (out / "config.toml").read_text()
+
+
+def test_hyperparameters_reach_the_algorithm_and_asynchronous_is_refused(tmp_path, small_config, capsys):
+    from fastfl.cli.config import load_config
+    from fastfl.cli.experiment import prepare
+
+    cfg = load_config(
+        small_config, [("algorithm.name", "fedprox"), ("algorithm.mu", 0.5), ("train.weighted", False)]
+    )
+    exp = prepare(cfg)
+    trainer, handler = exp.trainer(exp.model), exp.handler()
+    assert trainer.mu == 0.5 and handler.weighted is False
+    assert main(["run", str(small_config), "--algorithm", "fedprox", "--set", 'algorithm.mu="x"']) == 2
+    assert "algorithm.mu: expected float like the default 0.01, got 'x'" in capsys.readouterr().err
+    assert main(["run", str(small_config), "--algorithm", "fedasync"]) == 2
+    assert "'fedasync' is asynchronous" in capsys.readouterr().err
