@@ -250,3 +250,36 @@ def test_hyperparameters_reach_the_algorithm_and_asynchronous_is_refused(tmp_pat
     assert "algorithm.mu: expected float like the default 0.01, got 'x'" in capsys.readouterr().err
     assert main(["run", str(small_config), "--algorithm", "fedasync"]) == 2
     assert "'fedasync' is asynchronous" in capsys.readouterr().err
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_files_in_torchvisions_layout(tmp_path, small_config):
+    g = np.random.default_rng(0)
+    raw = tmp_path / "vision" / "MNIST" / "raw"
+    for prefix, n in (("train", 200), ("t10k", 50)):
+        labels = g.integers(0, 10, n)
+        images = (labels[:, None, None] * 25 + g.integers(0, 5, (n, 28, 28))).astype(np.uint8)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    out = tmp_path / "run"
+    _run(
+        small_config,
+        "--out",
+        out,
+        "--data",
+        "mnist",
+        "--set",
+        f"data.path={tmp_path / 'vision'}",
+        "--model",
+        "cnn",
+        "--clients",
+        10,
+        "--rounds",
+        1,
+    )
+    assert load_model(out)["features.0.weight"].shape == (16, 1, 3, 3)
