@@ -9,7 +9,14 @@ from typing import Any
 
 from fastfl.cli.config import RUN_CONTROL, load_config, parse_assignment
 from fastfl.cli.outputs import CONFIG_FILE, run_dir, write_config
-from fastfl.errors import CheckpointError, ConfigError
+from fastfl.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetFileError,
+    LeafDataMissingError,
+    LeafFormatError,
+    OptionalDependencyError,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -158,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         from fastfl.cli.checkpoint import config_digest, load_checkpoint
 
         load_checkpoint(folder, config_digest(cfg.experiment()))
+    if args.resume is None:
+        _clear_previous_run(folder)
     write_config(cfg, folder)
     if cfg["partition"]["plot"] and args.resume is None:
         from fastfl.cli.data_cmd import write_partition
@@ -176,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"run folder: {folder}")
     return 0
+
+
+def _clear_previous_run(folder: Path) -> None:
+    """A fresh run in a used folder: drop the old checkpoint and TensorBoard events (not resumable)."""
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    for old in (folder / "tensorboard").glob("events.out.tfevents.*"):
+        old.unlink()
 
 
 def _worker(args: argparse.Namespace, cfg: Any, folder: Path) -> int:
@@ -198,4 +214,12 @@ def report_error(err: Exception) -> int:
     return 2
 
 
-ERRORS = (ConfigError, CheckpointError)
+# Errors reported as one line (exit status 2): bad configs, checkpoints and data files.
+ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DatasetFileError,
+    LeafDataMissingError,
+    LeafFormatError,
+    OptionalDependencyError,
+)

@@ -82,6 +82,15 @@ def test_finished_run_continues_with_more_rounds(tmp_path, small_config):
     assert "rounds = 4" in (parts / "config.toml").read_text()
 
 
+def test_fresh_run_in_a_used_folder_drops_the_old_checkpoint(tmp_path, small_config, capsys):
+    out = tmp_path / "run"
+    _run(small_config, "--out", out, "--checkpoint-every", 1, "--stop-after", 1)
+    _run(small_config, "--out", out, "--rounds", 1)
+    assert not (out / "checkpoint.pt").exists()
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
 def test_resume_errors_are_clear(tmp_path, small_config, capsys):
     out = tmp_path / "run"
     _run(small_config, "--out", out, "--checkpoint-every", 1, "--stop-after", 1)
