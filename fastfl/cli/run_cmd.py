@@ -161,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rank is not None or args.from_env:
         return _worker(args, cfg, folder)
     exp = prepare(cfg)  # every check before anything is written
+    if args.processes - 1 > exp.clients:
+        raise ConfigError(
+            f"--processes: {args.processes - 1} client ranks but only {exp.clients} clients; "
+            f"use at most --processes {exp.clients + 1}"
+        )
     if args.resume is not None:
         from fastfl.cli.checkpoint import config_digest, load_checkpoint
 

@@ -57,6 +57,13 @@ def test_torchrun_lines_for_several_machines(tmp_path, small_config, capsys):
     assert lines[0].endswith("--from-env") and "-m fastfl run" in lines[0]
 
 
+def test_more_client_ranks_than_clients_refused(tmp_path, small_config, capsys):
+    argv = ["run", str(small_config), "--out", str(tmp_path / "o"), "--processes", "4", "--clients", "2"]
+    assert main(argv) == 2
+    assert "3 client ranks but only 2 clients" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_checkpoints_refused_with_processes(tmp_path, small_config, capsys):
     argv = [
         "run",
