@@ -185,7 +185,11 @@ def read_client_file(path: str | Path) -> tuple[list[tuple[Any, Any]], tuple[Any
         else:
             table = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ConfigError(f"data.path: {path}: cannot read ({type(err).__name__}: {err})") from err
+        if path.suffix == ".pt":
+            why = "it is read with torch.load(weights_only=True): store torch tensors, or use .npz"
+        else:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"data.path: {path}: cannot read it ({why})") from err
     if not isinstance(table, dict):
         raise ConfigError(f"data.path: {path}: expected a dict of arrays, got {type(table).__name__}")
     if "clients" in table:

@@ -145,6 +145,31 @@ def test_user_npz_and_pt_files_of_per_client_arrays(tmp_path, small_config):
     assert_same_model(load_model(tmp_path / "npz"), load_model(tmp_path / "pt"))
 
 
+def test_unreadable_user_files_are_one_line_errors(tmp_path, small_config, capsys):
+    torch.save({"x_0": np.ones((3, 2))}, tmp_path / "numpy.pt")
+    (tmp_path / "garbage.npz").write_bytes(b"garbage")
+    np.savez(tmp_path / "empty.npz", a=np.ones(2))
+    for name, words in [
+        ("numpy.pt", "store torch tensors"),
+        ("garbage.npz", "cannot read it"),
+        ("empty.npz", "expected keys x_0, y_0"),
+    ]:
+        argv = [
+            "run",
+            str(small_config),
+            "--data",
+            "file",
+            "--set",
+            f"data.path={tmp_path / name}",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and name in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_callable_data_and_user_model_class(tmp_path, small_config, monkeypatch):
     (tmp_path / "userpkg.py").write_text(
         textwrap.dedent("""
