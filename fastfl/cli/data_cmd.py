@@ -45,7 +45,7 @@ def _add_subcommands(data: argparse.ArgumentParser, data_leaf: Any) -> None:
 def partition(args: argparse.Namespace) -> int:
     """Partition the training set; write ``partition.json`` ({client: indices}) and its report/plot."""
     from fastfl.cli.config import load_config
-    from fastfl.cli.experiment import partition_indices
+    from fastfl.cli.experiment import SCHEMES, partition_indices
     from fastfl.cli.sources import check_source, load_data
 
     pairs = [
@@ -58,6 +58,8 @@ def partition(args: argparse.Namespace) -> int:
         ("run.seed", args.seed),
     ]
     cfg = load_config(None, pairs)
+    if args.scheme not in SCHEMES[1:]:
+        raise ConfigError(f"--scheme: unknown scheme {args.scheme!r}; accepted: {', '.join(SCHEMES[1:])}")
     check_source(cfg["data"])
     data = load_data(cfg["data"], args.seed, args.clients)
     targets = data.train.tensors[1]
