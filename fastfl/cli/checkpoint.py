@@ -83,6 +83,11 @@ def _restore_object(obj: Any, state: dict[str, Any]) -> None:
         obj._uses.update(state["uses"])
 
 
+def _numpy_global_state() -> str:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return json.dumps([name, keys.tolist(), int(pos), int(has_gauss), float(gauss)])
+
+
 def snapshot(handler: Any, trainer: Any, rows: list[dict[str, Any]], digest: str) -> dict[str, Any]:
     """The complete state after ``handler.round`` rounds."""
     return {
@@ -94,9 +99,7 @@ def snapshot(handler: Any, trainer: Any, rows: list[dict[str, Any]], digest: str
         "trainer": _object_state(trainer),
         "global_rng": {
             "python": _py_state(random.getstate()),
-            "numpy": json.dumps(
-                [np.random.get_state()[0], np.random.get_state()[1].tolist(), *np.random.get_state()[2:]]
-            ),
+            "numpy": _numpy_global_state(),
             "torch": torch.get_rng_state(),
         },
         "rows": rows,
@@ -107,11 +110,14 @@ def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
     """Write `state` to ``folder/checkpoint.pt`` atomically (temporary file, fsync, rename)."""
     path = folder / FILE
     tmp = folder / f".{FILE}.tmp-{os.getpid()}"
-    with tmp.open("wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
