@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastfl.cli.config import RUN_CONTROL, load_config, parse_assignment
-from fastfl.cli.outputs import CONFIG_FILE, run_dir, write_config
+from fastfl.cli.outputs import CONFIG_FILE, run_dir, to_toml, write_config
 from fastfl.errors import (
     CheckpointError,
     ConfigError,
@@ -89,6 +89,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--master-port", type=int, default=29500, help="torchrun's port on the server machine")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds any network wait may take")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument(
+        "--check", action="store_true", help="validate the config, print it resolved (TOML), write nothing"
+    )
     for hidden in ("--rank", "--world-size", "--port"):
         p.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--from-env", action="store_true", help=argparse.SUPPRESS)
@@ -161,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
     if args.rank is not None or args.from_env:
         return _worker(args, cfg, folder)
     exp = prepare(cfg)  # every check before anything is written
+    if args.check:
+        print(to_toml(cfg.values), end="")
+        print(f"# {exp.algorithm.name}: {exp.clients} clients, {len(exp.data.train)} training samples")
+        return 0
     if args.processes - 1 > exp.clients:
         raise ConfigError(
             f"--processes: {args.processes - 1} client ranks but only {exp.clients} clients; "

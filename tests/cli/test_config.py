@@ -108,3 +108,15 @@ def test_bundled_configs_are_valid(name):
     path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.toml"
     exp = prepare(load_config(path))
     assert exp.clients in (100, 30) and exp.config["run"]["rounds"] > 0
+
+
+def test_check_prints_the_resolved_config_and_writes_nothing(tmp_path, small_config, capsys):
+    import tomllib
+
+    out = tmp_path / "o"
+    assert main(["run", str(small_config), "--check", "--lr", "0.3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    resolved = tomllib.loads(text)
+    assert resolved["train"]["lr"] == 0.3 and resolved["partition"]["clients"] == 20
+    assert "# fedavg: 20 clients, 1438 training samples" in text
+    assert not out.exists()
