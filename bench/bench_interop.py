@@ -9,6 +9,9 @@ Each result is a ``FitRes`` whose ``Parameters`` hold the 62 ResNet-18 parameter
 - ``flower``: ``flwr.server.strategy.aggregate.aggregate`` after ``parameters_to_ndarrays``
   (FedAvg with ``inplace=False``).
 
+Also `fastfl.utils.aggregate_state_dicts` over 10 ResNet-18 state_dicts against the plain torch
+expression ``sum(w / total * sd[key])`` per key.
+
 Time: pytest-benchmark (``make bench``; K=100 is marked slow). Peak memory allocated during one
 call (tracemalloc) and its time, each method in a fresh process::
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import resnet18_shapes
 
 flwr = pytest.importorskip("flwr")
@@ -35,6 +39,7 @@ from flwr.server.strategy.aggregate import aggregate as flower_aggregate
 from flwr.server.strategy.aggregate import aggregate_inplace as flower_aggregate_inplace
 
 from fastfl.interop.flower import aggregate_inplace
+from fastfl.utils import aggregate_state_dicts
 
 IMPLS = ["fastfl", "flower-inplace", "flower"]
 COUNTS = [10, pytest.param(100, marks=pytest.mark.slow)]
@@ -83,6 +88,38 @@ def bench_flower_fedavg(measure, impl, k):
         np.testing.assert_allclose(out[0], base * expected_first, rtol=1e-4, atol=1e-6)
 
     measure(f"flower-fedavg-resnet18-k{k}", lambda: run_impl(impl, results), check, nbytes, impl=impl, k=k)
+
+
+def _state_dicts(k: int) -> list[dict[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(k)
+    base = {f"p{i}": torch.randn(s, generator=gen) * 0.05 for i, s in enumerate(resnet18_shapes())}
+    return [{name: t * (1.0 + i / k) for name, t in base.items()} for i in range(k)]
+
+
+def _torch_state_dict_mean(
+    sds: list[dict[str, torch.Tensor]], weights: list[float]
+) -> dict[str, torch.Tensor]:
+    total = sum(weights)
+    return {key: sum(w / total * sd[key] for w, sd in zip(weights, sds, strict=True)) for key in sds[0]}
+
+
+@pytest.mark.parametrize("impl", ["fastfl", "torch"])
+def bench_state_dicts_resnet18_k10(measure, impl):
+    sds = _state_dicts(10)
+    weights = [float(10 + i) for i in range(10)]
+    out = {key: torch.empty_like(t) for key, t in sds[0].items()}
+    nbytes = 10 * sum(t.numel() * 4 for t in sds[0].values())
+    scale = sum(w * (1.0 + i / 10) for i, w in enumerate(weights)) / sum(weights)
+
+    def run():
+        if impl == "fastfl":
+            return aggregate_state_dicts(sds, weights, out=out)
+        return _torch_state_dict_mean(sds, weights)
+
+    def check(result):
+        torch.testing.assert_close(result["p0"], sds[0]["p0"] * scale, rtol=1e-5, atol=1e-6)
+
+    measure("state-dicts-resnet18-k10", run, check, nbytes, impl=impl)
 
 
 def _measure_one(name: str, k: int) -> tuple[float, float, float]:
