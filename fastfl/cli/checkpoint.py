@@ -142,7 +142,8 @@ def load_checkpoint(folder: Path, digest: str) -> dict[str, Any]:
     if state["config"] != digest:
         raise CheckpointError(
             f"{path}: the checkpoint belongs to a different experiment than {folder / 'config.toml'} "
-            "(only run.rounds, run.out, run.checkpoint_every and run.tensorboard may change on resume)"
+            "(on resume only run.rounds, run.checkpoint_every, run.eval_every, run.tensorboard and "
+            "partition.plot may change)"
         )
     return state
 

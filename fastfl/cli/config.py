@@ -87,7 +87,14 @@ SCHEMA: dict[str, dict[str, tuple[str, Any, str]]] = {
 }
 
 # Keys whose change does not make a checkpoint belong to another experiment.
-RUN_CONTROL = {("run", "out"), ("run", "checkpoint_every"), ("run", "rounds"), ("run", "tensorboard")}
+RUN_CONTROL = {
+    ("run", "out"),
+    ("run", "checkpoint_every"),
+    ("run", "rounds"),
+    ("run", "tensorboard"),
+    ("run", "eval_every"),
+    ("partition", "plot"),
+}
 
 
 @dataclass
