@@ -98,6 +98,11 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         criterion: nn.Module | None = None,
         local_epochs: Callable[[int], int] | None = None,
     ):
+        if isinstance(batch_clients, str):
+            raise TypeError(
+                f"batch_clients must be None (one client at a time) or an int >= 1 for the algorithm "
+                f"trainers, got {batch_clients!r} (the automatic mode choice is the core trainers')"
+            )
         super().__init__(
             model, dataset, data_slices, logger, cuda, args, seed=seed, id_offset=id_offset,
             batch_clients=batch_clients,
@@ -111,6 +116,7 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         self._grad = torch.zeros_like(self._flat)
         self._bind_grads()
         self.steps: list[int] = []
+        self.client_ids: list[int] = []  # the clients of `param_list`, in its order
         self._uplink: list[Tensor] = []
         self._scratch = torch.empty(0)
         self.round = 0
@@ -204,12 +210,13 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         for i in ids:
             if not 0 <= i < self.client_num:
                 raise ValueError(f"client id {i} is out of range for this trainer (0..{self.client_num - 1})")
+        self.client_ids = ids
         x = self._receive(payload)
         for idx in ids:
             self._before_client(idx, x)
         why = self._why_one_by_one(ids)
         if why is None:
-            self._vectorized_process(ids, x.cpu())
+            self._vectorized_process(ids, x.cpu(), int(self.batch_clients))  # type: ignore[arg-type]
             epochs = int(self.args["epochs"])
             self.steps = [epochs * self._steps_per_epoch(i) for i in ids]
         else:

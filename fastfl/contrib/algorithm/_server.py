@@ -144,15 +144,16 @@ class AlgorithmServerHandler(SyncParameterServerHandler):
         Returns:
             True when this upload completed the round.
         """
-        vectors, rows = parse_uplink(payload, self.fields, self.width, self._numel)
-        if self._received + len(rows) > self.round_target:
+        meta, self._meta = self._meta, None  # the sample counts of a plain upload (see receive_meta)
+        vectors, rows, clients = parse_uplink(payload, self.fields, self.width, self._numel, meta)
+        if self._received + clients > self.round_target:
             raise UpdateFormatError(
-                f"received {self._received + len(rows)} client updates in round {self.round} "
+                f"received {self._received + clients} client updates in round {self.round} "
                 f"but only {self.round_target} clients were sampled"
             )
         for vecs, row in zip(vectors, rows, strict=True):
             self._absorb([v if v.device.type == "cpu" else v.cpu() for v in vecs], row[0], row[1:])
-        self._received += len(rows)
+        self._received += clients
         if self._received == self.round_target:
             self.finish_round()
             return True

@@ -9,11 +9,12 @@ FedAvg's handler also takes fastfl's and FedLab's plain uploads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from fastfl.core._updates import parse_uplink as parse_plain
 from fastfl.errors import UpdateFormatError
 
 __all__ = ["make_uplink", "parse_uplink"]
@@ -27,11 +28,13 @@ def make_uplink(vectors: Sequence[Sequence[Tensor]], info: Sequence[Sequence[flo
 
 
 def parse_uplink(
-    payload: Sequence[Tensor], fields: int, width: int, numel: int
-) -> tuple[list[list[Tensor]], list[list[float]]]:
-    """Split a payload into per-client vector lists and per-client rows of numbers.
+    payload: Sequence[Tensor], fields: int, width: int, numel: int, meta: Mapping[str, float] | None = None
+) -> tuple[list[list[Tensor]], list[list[float]], int]:
+    """Split a payload into per-client vector lists, per-client rows of numbers, and the client count.
 
-    A payload of only models (FedLab's ``[params, ...]``, F = W = 1) gets rows ``[1.0]``.
+    A payload of only models (FedLab's ``[params, ...]`` or the core trainers', F = W = 1) gets
+    its sample counts from the metadata `meta` (C4), else rows ``[1.0]``; one locally averaged
+    model standing for K clients is one row ``[sum of their counts]`` that counts K clients.
 
     Raises:
         UpdateFormatError: the payload does not have this algorithm's shape (the message says why).
@@ -40,8 +43,12 @@ def parse_uplink(
         raise UpdateFormatError("the client sent an empty update")
     tensors = list(payload)
     if fields == 1 and width == 1 and tensors[-1].numel() == numel:
-        rows = [[1.0] for _ in tensors]
-        return [[t.reshape(-1)] for t in tensors], _checked(tensors, rows, numel)
+        plain = parse_plain(tensors, numel, meta)
+        counts = plain.counts if plain.counts is not None else [1.0] * len(plain.models)
+        if len(plain.models) == 1 and plain.num_clients > 1:
+            counts = [float(sum(counts))]
+        rows = [[float(c)] for c in counts]
+        return [[m] for m in plain.models], _checked(plain.models, rows, numel), plain.num_clients
     vectors, info = tensors[:-1], tensors[-1].reshape(-1)
     if len(vectors) % fields or not vectors:
         raise UpdateFormatError(
@@ -58,7 +65,7 @@ def parse_uplink(
     rows = [values[k * width : (k + 1) * width] for k in range(clients)]
     _checked(vectors, rows, numel)
     grouped = [[vectors[k * fields + f].reshape(-1) for f in range(fields)] for k in range(clients)]
-    return grouped, rows
+    return grouped, rows, clients
 
 
 def _checked(vectors: list[Tensor], rows: list[list[float]], numel: int) -> list[list[float]]:

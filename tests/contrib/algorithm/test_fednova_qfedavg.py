@@ -78,12 +78,12 @@ def test_qfedavg_uses_the_loss_at_the_received_model() -> None:
 def test_qfedavg_update_matches_the_reference_formula() -> None:
     data, slices, _ = make_clients(sizes=[10, 20, 30, 40])
     q, lr = 2.0, 0.05
-    fedavg_rows = run("fedavg", data, slices, rounds=1, lr=lr, handler_kw={"weighted": False})[1].param_list
-    trained = [r.double().clone() for r in fedavg_rows]
+    fedavg = run("fedavg", data, slices, rounds=1, lr=lr, handler_kw={"weighted": False})[1]
+    trained = {c: r.double().clone() for c, r in zip(fedavg.client_ids, fedavg.param_list, strict=True)}
     x_q, trainer, _ = run("qfedavg", data, slices, rounds=1, lr=lr, trainer_kw={"q": q})
     big_l = 1.0 / lr
     deltas, hs = [], []
-    for k, theta in enumerate(trained):
+    for k, theta in trained.items():
         loss = trainer.start_losses[k]
         dw = big_l * (0 - theta)
         deltas.append(loss**q * dw)

@@ -96,8 +96,32 @@ def test_uplink_parser_names_the_mismatch() -> None:
         parse_uplink([torch.zeros(4), torch.zeros(3)], 1, 2, 4)
     with pytest.raises(UpdateFormatError, match="same model"):
         parse_uplink([torch.zeros(5), torch.zeros(1)], 1, 1, 4)
-    vectors, rows = parse_uplink([torch.zeros(4), torch.ones(4)], 1, 1, 4)  # FedLab's plain [models]
-    assert rows == [[1.0], [1.0]] and len(vectors) == 2
+    vectors, rows, clients = parse_uplink([torch.zeros(4), torch.ones(4)], 1, 1, 4)  # FedLab's plain [models]
+    assert rows == [[1.0], [1.0]] and len(vectors) == clients == 2
+
+
+@pytest.mark.parametrize("aggregate", [False, True])
+def test_fedavg_handler_weights_the_core_trainers_uploads_by_their_metadata(aggregate: bool) -> None:
+    from fastfl.contrib.algorithm import FedAvgServerHandler
+    from fastfl.core.client import SubsetSerialTrainer
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(40, 5, generator=g), torch.randint(0, 3, (40,), generator=g))
+    slices = [list(range(10)), list(range(10, 40))]
+    trainer = SubsetSerialTrainer(
+        nn.Linear(5, 3), data, slices, args=dict(ARGS), aggregate=aggregate, batch_clients=None
+    )
+    handler = FedAvgServerHandler(nn.Linear(5, 3), 1, 1.0, seed=0)
+    handler.client_num_in_total = 2
+    x = handler.downlink_package[0].clone()
+    trainer.local_process(handler.sample_clients(), [x])
+    rows = [r.clone() for r in trainer.uplink_package]
+    handler.receive_meta(trainer.uplink_meta)
+    assert handler._update_global_model(trainer.uplink_package)
+    counts = trainer.sample_counts
+    expected = rows[0] if aggregate else (counts[0] * rows[0] + counts[1] * rows[1]) / sum(counts)
+    assert sorted(counts) == [10, 30]
+    torch.testing.assert_close(handler.model_parameters, expected)
 
 
 def test_start_round_lets_the_caller_choose_the_clients() -> None:
