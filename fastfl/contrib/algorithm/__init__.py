@@ -15,7 +15,8 @@ logger=None, cuda=False, args=None, *, ...)`` like `SubsetSerialTrainer`.
 
 from __future__ import annotations
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, ClientBank
+from fastfl.contrib.algorithm._bank import ClientBank
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
 from fastfl.contrib.algorithm._registry import ALGORITHMS, Algorithm, get_algorithm, register_algorithm
 from fastfl.contrib.algorithm._server import AlgorithmServerHandler
 from fastfl.contrib.algorithm.ditto import DittoClientTrainer, DittoSerialClientTrainer, DittoServerHandler

@@ -16,47 +16,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from fastfl.contrib.algorithm._bank import ClientBank
 from fastfl.contrib.algorithm._uplink import make_uplink
-from fastfl.core.client import ORDINARY_TRAINER
 from fastfl.core.client._batches import SubsetBatches
 from fastfl.core.client.serial_trainer import SubsetSerialTrainer
 from fastfl.ops import optim
 
-__all__ = ["AlgorithmSerialTrainer", "ClientBank", "one_client"]
-
-
-class ClientBank:
-    """One flat float32 row per client, in one [clients, numel] tensor allocated on first use.
-
-    Args:
-        clients: the number of rows.
-    """
-
-    def __init__(self, clients: int):
-        self.clients = clients
-        self.data: Tensor | None = None
-        self.touched = torch.zeros(clients, dtype=torch.bool)
-
-    def row(self, client: int, like: Tensor, init: Tensor | None = None) -> Tensor:
-        """Client `client`'s row (zeros, or a copy of `init` on its first use), a view into `data`."""
-        if self.data is None or self.data.shape[1] != like.numel():
-            self.data = torch.zeros(self.clients, like.numel(), dtype=torch.float32, device=like.device)
-            self.touched.zero_()
-        if not self.touched[client]:
-            if init is not None:
-                self.data[client].copy_(init.reshape(-1))
-            self.touched[client] = True
-        return self.data[client]
-
-    def state_dict(self) -> dict[str, Any]:
-        """The rows (None before first use) and which clients have one."""
-        return {"data": None if self.data is None else self.data.clone(), "touched": self.touched.clone()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        data = state["data"]
-        self.data = None if data is None else data.clone()
-        self.touched = state["touched"].clone()
+__all__ = ["AlgorithmSerialTrainer"]
 
 
 class AlgorithmSerialTrainer(SubsetSerialTrainer):
@@ -319,38 +285,3 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
             banks[name].load_state_dict(bank_state)
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
-
-
-def one_client(serial: type[AlgorithmSerialTrainer], name: str) -> type:
-    """Make the one-client trainer (FedLab's ClientTrainer style) of an algorithm's serial trainer.
-
-    The class takes ``(model, data_loader, cuda=False, logger=None, args=None, *, criterion=None,
-    **hyperparameters)`` and is driven with ``local_process(payload)``.
-    """
-
-    def __init__(self, model, data_loader, cuda=False, logger=None, args=None, *, criterion=None, **hparams):
-        serial.__init__(self, model, None, [[]], logger, cuda, args, criterion=criterion, **hparams)
-        self._data_loader = data_loader
-        self.type = ORDINARY_TRAINER
-
-    def _get_dataloader(self, client_id: int) -> Iterable:
-        return self._data_loader
-
-    def _steps_per_epoch(self, client: int) -> int:
-        return len(self._data_loader)  # type: ignore[arg-type]
-
-    def local_process(self, payload: list[Tensor]) -> None:
-        serial.local_process(self, [0], payload)
-
-    doc = f"One client of {serial.__name__}: the same algorithm over a data loader (FedLab's ClientTrainer)."
-    namespace = {
-        "__init__": __init__,
-        "_get_dataloader": _get_dataloader,
-        "_steps_per_epoch": _steps_per_epoch,
-        "_eval_batches": _get_dataloader,
-        "local_process": local_process,
-        "plain_sgd": False,
-        "__doc__": doc,
-        "__module__": serial.__module__,
-    }
-    return type(name, (serial,), namespace)

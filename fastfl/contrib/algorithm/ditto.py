@@ -7,8 +7,10 @@ from typing import Any
 
 from torch import Tensor
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, ClientBank, one_client
+from fastfl.contrib.algorithm._bank import ClientBank
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
 from fastfl.contrib.algorithm._server import AlgorithmServerHandler
+from fastfl.contrib.algorithm._single import one_client
 
 __all__ = ["DittoClientTrainer", "DittoSerialClientTrainer", "DittoServerHandler"]
 

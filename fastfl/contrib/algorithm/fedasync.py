@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, one_client
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
+from fastfl.contrib.algorithm._single import one_client
 from fastfl.core.model_maintainer import read_params, write_params_
 from fastfl.core.server._async_handler import AsyncParameterServerHandler
 from fastfl.errors import UpdateFormatError

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, one_client
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
 from fastfl.contrib.algorithm._server import AlgorithmServerHandler
+from fastfl.contrib.algorithm._single import one_client
 
 __all__ = ["FedAvgClientTrainer", "FedAvgSerialClientTrainer", "FedAvgServerHandler"]
 

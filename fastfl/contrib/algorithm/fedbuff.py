@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from fastfl import ops
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, one_client
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
+from fastfl.contrib.algorithm._single import one_client
 from fastfl.contrib.algorithm.staleness import fedasync_staleness, fedbuff_staleness
 from fastfl.core.model_maintainer import read_params, write_params_
 from fastfl.core.server._base_handler import ParameterServerBackendHandler

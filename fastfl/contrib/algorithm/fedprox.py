@@ -7,8 +7,9 @@ from typing import Any
 
 from torch import Tensor
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, one_client
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
 from fastfl.contrib.algorithm._server import AlgorithmServerHandler
+from fastfl.contrib.algorithm._single import one_client
 
 __all__ = ["FedProxClientTrainer", "FedProxSerialClientTrainer", "FedProxServerHandler"]
 

@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, one_client
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
 from fastfl.contrib.algorithm._server import AlgorithmServerHandler
+from fastfl.contrib.algorithm._single import one_client
 from fastfl.ops import optim
 
 __all__ = ["PerFedAvgClientTrainer", "PerFedAvgSerialClientTrainer", "PerFedAvgServerHandler"]

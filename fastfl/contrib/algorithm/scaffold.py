@@ -9,8 +9,10 @@ import torch
 from torch import Tensor
 
 from fastfl import ops
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer, ClientBank, one_client
+from fastfl.contrib.algorithm._bank import ClientBank
+from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
 from fastfl.contrib.algorithm._server import AlgorithmServerHandler
+from fastfl.contrib.algorithm._single import one_client
 from fastfl.errors import UpdateFormatError
 from fastfl.ops import optim
 
