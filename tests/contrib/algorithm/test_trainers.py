@@ -145,3 +145,26 @@ def test_training_survives_user_code_that_resets_the_gradients() -> None:
     x = torch.zeros(5)
     trainer.local_process([0], [x])
     assert not torch.equal(trainer.uplink_package[0], x)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["scaffold", "feddyn", "ditto"])
+def test_cuda_trainers_match_the_cpu_ones(name: str) -> None:
+    from fastfl.contrib.algorithm import get_algorithm
+
+    algo = get_algorithm(name)
+    data, slices, _ = make_clients()
+    x = torch.randn(5)
+    payload = [x, torch.randn(5)] if name == "scaffold" else [x]
+    uplinks = []
+    for cuda in (False, True):
+        torch.manual_seed(0)
+        trainer = algo.serial_trainer(
+            nn.Linear(5, 1, bias=False), data, slices, cuda=cuda, args=dict(ARGS), seed=3, criterion=nn.MSELoss(),
+            **algo.trainer_kwargs(),
+        )  # fmt: skip
+        trainer.local_process([0, 2], payload)
+        uplinks.append([t.cpu() for t in trainer.uplink_package])
+    for a, b in zip(*uplinks, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
