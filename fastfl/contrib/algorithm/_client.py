@@ -38,8 +38,9 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         seed: seed of the per-client shuffling (None: torch's global generator).
         id_offset: global id of local client 0 (for per-client seeds).
         batch_clients: vmapped training of up to this many clients at once, for the algorithms
-            whose local step is plain SGD (FedAvg, FedNova, q-FedAvg, FedAvgM/FedOpt, FedBuff);
-            the others log why and train one client at a time.
+            whose local step is plain SGD with cross-entropy (FedAvg, FedNova, q-FedAvg,
+            FedAvgM/FedOpt, FedBuff); the others log why and train one client at a time. "auto":
+            time both modes on the first rounds and keep the faster (as the core trainers).
         criterion: the loss (default cross-entropy).
         local_epochs: a function client id -> epochs for this round (stragglers, unequal local
             work); None: ``args["epochs"]`` for everyone.
@@ -60,15 +61,10 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         *,
         seed: int | None = None,
         id_offset: int = 0,
-        batch_clients: int | None = None,
+        batch_clients: int | str | None = None,
         criterion: nn.Module | None = None,
         local_epochs: Callable[[int], int] | None = None,
     ):
-        if isinstance(batch_clients, str):
-            raise TypeError(
-                f"batch_clients must be None (one client at a time) or an int >= 1 for the algorithm "
-                f"trainers, got {batch_clients!r} (the automatic mode choice is the core trainers')"
-            )
         super().__init__(
             model, dataset, data_slices, logger, cuda, args, seed=seed, id_offset=id_offset,
             batch_clients=batch_clients,
@@ -181,28 +177,37 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         for idx in ids:
             self._before_client(idx, x)
         why = self._why_one_by_one(ids)
-        if why is None:
-            self._vectorized_process(ids, x.cpu(), int(self.batch_clients))  # type: ignore[arg-type]
-            epochs = int(self.args["epochs"])
-            self.steps = [epochs * self._steps_per_epoch(i) for i in ids]
+        if self._mode is not None:  # batch_clients="auto": time both modes, keep the faster
+            if why is not None and not self._mode.decided:
+                self._mode.force_serial()
+            units = sum(len(self._get_indices(i)) for i in ids) * int(self.args["epochs"])
+            self._mode.run(self._train_round, ids, [x], units)
+        elif why is None:
+            self._train_round(int(self.batch_clients), ids, [x])  # type: ignore[arg-type]
         else:
             if self.batch_clients is not None and not self._fallback_logged:
-                why = (
-                    "its local step is not plain SGD"
-                    if not self.plain_sgd
-                    else "it cannot vmap these clients"
-                )
                 self._logger.warning(
                     f"batch_clients: {type(self).__name__} trains one client at a time: {why}"
                 )
                 self._fallback_logged = True
-            self._one_by_one(ids, x)
+            self._train_round(None, ids, [x])
         rows, vectors, info = self.param_list, [], []
         for k, c in enumerate(ids):  # vectors first: they may turn the row into the uplink's form
             vectors.append(self._client_vectors(k, c, x, rows[k]))
             info.append([float(self.sample_counts[k]), *self._client_info(k, c, x, rows[k])])
         self._uplink = make_uplink(vectors, info)
         self.round += 1
+        return self.param_list
+
+    def _train_round(self, chunk: int | None, ids: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
+        """Train the clients from payload[0]: vmapped in groups of `chunk`, or one at a time (None)."""
+        x = payload[0]
+        if chunk is None:
+            self._one_by_one(list(ids), x)
+        else:
+            self._vectorized_process(list(ids), x.cpu(), chunk)
+            epochs = int(self.args["epochs"])
+            self.steps = [epochs * self._steps_per_epoch(i) for i in ids]
         return self.param_list
 
     def _why_one_by_one(self, ids: list[int]) -> str | None:

@@ -168,3 +168,24 @@ def test_cuda_trainers_match_the_cpu_ones(name: str) -> None:
         uplinks.append([t.cpu() for t in trainer.uplink_package])
     for a, b in zip(*uplinks, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_clients_auto_alternates_modes_with_the_same_results() -> None:
+    g = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.randn(40, 5, generator=g), torch.randint(0, 3, (40,), generator=g))
+    slices = [list(range(i * 10, i * 10 + 10)) for i in range(4)]
+    torch.manual_seed(0)
+    one = FedAvgSerialClientTrainer(nn.Linear(5, 3), data, slices, args=dict(ARGS), seed=3)
+    auto = FedAvgSerialClientTrainer(
+        nn.Linear(5, 3), data, slices, args=dict(ARGS), seed=3, batch_clients="auto"
+    )
+    x = torch.randn(18)
+    for _ in range(4):  # one at a time, vmapped, one at a time, vmapped: then it decides
+        one.local_process([0, 1, 2, 3], [x])
+        auto.local_process([0, 1, 2, 3], [x])
+        for a, b in zip(one.uplink_package, auto.uplink_package, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert auto._mode.decided
+    prox = FedProxSerialClientTrainer(nn.Linear(5, 3), data, slices, args=dict(ARGS), batch_clients="auto")
+    prox.local_process([0, 1], [x])
+    assert prox._mode.choice is None  # its step cannot be vmapped: one at a time for good
