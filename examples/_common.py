@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from fastfl.core.progress import RoundReporter
+from fastfl.utils.progress import RoundReporter
 
 DATASETS = ("digits", "synthetic", "mnist")
 

@@ -28,8 +28,8 @@ from _common import (
 from torch.utils.data import DataLoader, Subset
 
 from fastfl.core.client import PassiveClientManager, SGDClientTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
+from fastfl.utils.progress import RoundReporter
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,8 @@ from _common import (
 )
 
 from fastfl.core.client import PassiveClientManager, SubsetSerialTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
+from fastfl.utils.progress import RoundReporter
 
 
 def main(argv: list[str] | None = None) -> int:

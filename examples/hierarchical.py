@@ -32,10 +32,10 @@ from torch.utils.data import DataLoader, Subset
 
 from fastfl.core.client import PassiveClientManager, SGDClientTrainer, SubsetSerialTrainer
 from fastfl.core.network import DistNetwork
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
 from fastfl.core.server.hierarchical import Scheduler
 from fastfl.launch import free_port
+from fastfl.utils.progress import RoundReporter
 
 GROUPS, SERIAL = 2, 10
 

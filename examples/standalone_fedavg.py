@@ -20,9 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import common_args, evaluate, features, iid_slices, load_data, make_model, save_flat, seed_all
 
 from fastfl.core.client import SubsetSerialTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SyncParameterServerHandler
 from fastfl.utils import Aggregators, SerializationTool
+
+
+from fastfl.utils.progress import RoundReporter
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -120,7 +120,7 @@ template <class T>
 void codes_block(const T* x, std::size_t i0, std::size_t len, double scale, double cap, std::uint32_t s,
                  std::uint32_t k0, std::uint32_t k1, std::uint32_t* codes) {
 #ifdef FASTFL_COMPRESS_AVX2
-    if (simd_enabled()) return codes_avx2(x, i0, len, scale, cap, s, k0, k1, codes);
+    if (isa() >= Isa::Avx2) return codes_avx2(x, i0, len, scale, cap, s, k0, k1, codes);
 #endif
     codes_portable(x, i0, len, scale, cap, s, k0, k1, codes);
 }
@@ -128,7 +128,7 @@ void codes_block(const T* x, std::size_t i0, std::size_t len, double scale, doub
 template <class T>
 std::size_t values_block(const std::uint32_t* codes, std::size_t len, double step, std::uint32_t s, T* out) {
 #ifdef FASTFL_COMPRESS_AVX2
-    if (simd_enabled()) return values_avx2(codes, len, step, s, out);
+    if (isa() >= Isa::Avx2) return values_avx2(codes, len, step, s, out);
 #endif
     return values_portable(codes, len, step, s, out);
 }
