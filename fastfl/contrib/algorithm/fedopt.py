@@ -85,6 +85,7 @@ class FedAvgMServerHandler(FedOptServerHandler):
     def __init__(self, *args: Any, server_lr: float = 1.0, momentum: float = 0.9, **kwargs: Any):
         super().__init__(*args, server_lr=server_lr, **kwargs)
         self.momentum = float(momentum)
+        self.v = torch.empty(0)  # momentum keeps no second moment
 
     def _apply(self, x: Tensor) -> None:
         if self._weight > 0:
