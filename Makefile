@@ -24,7 +24,7 @@ $(STAMP): $(NATIVE_SRC)
 	touch $@
 
 run: $(STAMP)
-	$(PY) examples/standalone_fedavg.py
+	$(VENV)/bin/fastfl run configs/digits_fedavg.toml
 
 # The whole suite on the native backend, then the kernel-level tests on numba and torch.
 test: $(STAMP)

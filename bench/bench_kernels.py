@@ -22,7 +22,12 @@ from fastfl.utils import Aggregators
 BACKENDS = fastfl_backends()
 FEDAVG_CASES = [("mlp", 10), ("mlp", 100), ("cnn", 10), ("cnn", 100), ("resnet18", 10)]
 FEDAVG_CASES += [pytest.param("resnet18", 100, marks=pytest.mark.slow)]  # 4.7 GB of inputs
-FEDAVG_IMPLS = [f"fastfl-{b}" for b in BACKENDS] + ["fastfl-api", "fastfl-accumulate", "fedlab"]
+FEDAVG_IMPLS = [f"fastfl-{b}" for b in BACKENDS] + [
+    "fastfl-api",
+    "fastfl-api-fresh",
+    "fastfl-accumulate",
+    "fedlab",
+]
 FEDAVG_IMPLS += ["torch-add-loop", "torch-blocked-add", "torch-stack-matmul", "torch-matmul-prestacked"]
 YARDSTICKS = ["copy", "read"]
 BLOCK = 1 << 17  # elements per chunk of the blocked add_ loop: the output chunk stays in L2
@@ -49,6 +54,8 @@ def _fedavg_fn(impl: str, rows: torch.Tensor, ws: list[float], out: torch.Tensor
         return lambda: _with_backend(impl[7:], ops.weighted_sum, xs, ws, out=out)
     if impl == "fastfl-api":
         return lambda: Aggregators.fedavg_aggregate(xs, ws, out=out)
+    if impl == "fastfl-api-fresh":  # FedLab's call: a new result tensor every time
+        return lambda: Aggregators.fedavg_aggregate(xs, ws)
     if impl == "fastfl-accumulate":
 
         def streamed():

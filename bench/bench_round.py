@@ -1,7 +1,9 @@
 """Standalone FedAvg rounds (GEMM-bound and overhead-bound) and the server's memory in a round.
 
-Compared in one run: fastfl (SubsetSerialTrainer + SyncParameterServerHandler, one client at a
-time and, as "fastfl-vmap", with `batch_clients=256`: clients trained together), FedLab 1.2.1's
+Compared in one run: fastfl (SubsetSerialTrainer + SyncParameterServerHandler) by default
+(`batch_clients="auto"`: it times both modes on its first rounds, which the warm-up covers, and
+keeps the faster), forced one client at a time ("fastfl-serial", `batch_clients=None`) and forced
+vmapped ("fastfl-vmap", `batch_clients=256`: clients trained together), FedLab 1.2.1's
 loop (the real `fedlab` SubsetSerialTrainer and Aggregators when installed, else the same
 algorithm: a DataLoader per client, serialize by cat, stacked aggregation) and the compute floor
 (the same forward/backward/step on pre-batched tensors, no FL around it).
@@ -30,11 +32,13 @@ try:  # the real FedLab 1.2.1 as the baseline
 except ImportError:
     FedLabSerialTrainer = None
 
-# (clients, per round, samples per client, epochs, batch, hidden layers)
+# (clients, per round, samples per client, epochs, batch, hidden layers). "gemm" and "overhead"
+# are the two workloads of issue 12: MLP 784-200-200-10, 10 clients x 5 epochs x 600 samples,
+# batch 50; MLP 784-32-10, 100 of 1000 clients x 20 samples.
 CASES = {
-    "gemm": (100, 10, 600, 5, 100, [200, 200]),
+    "gemm": (100, 10, 600, 5, 50, [200, 200]),
     "gemm-small": (20, 2, 200, 1, 100, [200, 200]),
-    "overhead": (1000, 1000, 20, 1, 20, [32]),
+    "overhead": (1000, 100, 20, 1, 20, [32]),
     "overhead-small": (100, 100, 20, 1, 20, [32]),
 }
 SLOW = {"gemm", "overhead"}
@@ -59,7 +63,11 @@ def _setup(case: str):
     return TensorDataset(x, y), slices, args, per_round, hidden
 
 
-def _fastfl_round(data, slices, args, per_round, hidden, batch_clients=None):
+# Rounds before timing: the first-touch allocations, and the auto mode's four timed trial rounds.
+WARMUP = 5
+
+
+def _fastfl_round(data, slices, args, per_round, hidden, batch_clients="auto"):
     torch.manual_seed(0)
     model = _mlp(hidden)
     handler = SyncParameterServerHandler(model, 10**6, per_round / len(slices), seed=0)
@@ -72,6 +80,7 @@ def _fastfl_round(data, slices, args, per_round, hidden, batch_clients=None):
         handler._update_global_model(trainer.uplink_package)
         return handler.model
 
+    round_.trainer = trainer
     return round_
 
 
@@ -122,8 +131,13 @@ def _fastfl_vmap_round(data, slices, args, per_round, hidden):
     return _fastfl_round(data, slices, args, per_round, hidden, batch_clients=256)
 
 
+def _fastfl_serial_round(data, slices, args, per_round, hidden):
+    return _fastfl_round(data, slices, args, per_round, hidden, batch_clients=None)
+
+
 IMPLS = {
     "fastfl": _fastfl_round,
+    "fastfl-serial": _fastfl_serial_round,
     "fastfl-vmap": _fastfl_vmap_round,
     "fedlab-1.2.1": _fedlab_round,
     "floor": _floor_round,
@@ -145,8 +159,12 @@ def _params(case: str):
 def bench_standalone_round(benchmark, case, impl):
     data, slices, args, per_round, hidden = _setup(case)
     round_ = IMPLS[impl](data, slices, args, per_round, hidden)
-    round_()  # warm-up (first-touch allocations, lazy init)
+    for _ in range(WARMUP):  # first-touch allocations, lazy init, the auto mode's trial rounds
+        round_()
     benchmark.group = f"round-{case}"
+    mode = getattr(getattr(round_, "trainer", None), "_mode", None)
+    if mode is not None:
+        benchmark.extra_info["auto_choice"] = "serial" if mode.choice is None else f"vmap-{mode.choice}"
     model = benchmark.pedantic(round_, rounds=3 if case in SLOW else 1, iterations=1)
     benchmark.extra_info["clients_per_round"] = per_round
     if benchmark.stats is not None:  # None under --benchmark-disable

@@ -5,22 +5,25 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "fastfl/aggregate.hpp"
+#include "fastfl/compress.hpp"
 #include "fastfl/dtype.hpp"
 #include "fastfl/flat.hpp"
 #include "fastfl/optim.hpp"
+#include "fastfl/memory.hpp"
 #include "fastfl/simd.hpp"
 
 namespace py = pybind11;
 
 // Bump whenever a signature or a semantic of this module changes; fastfl/ops/_native.py holds
 // the same number and refuses a module built from other sources.
-constexpr int FASTFL_ABI_VERSION = 1;
+constexpr int FASTFL_ABI_VERSION = 2;
 
 namespace {
 
@@ -91,12 +94,12 @@ struct MaybeRelease {
     std::optional<py::gil_scoped_release> release;
 };
 
-void convert(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
+void cast(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
              const std::vector<int>& dst_codes, int threads) {
     const auto s = inputs_of(srcs, src_codes, "srcs");
     const auto d = views_of(dsts, dst_codes, "dsts");
     MaybeRelease nogil(total(s));
-    fastfl::convert_many(s, d, threads);
+    fastfl::cast_many(s, d, threads);
 }
 
 void combine(const py::sequence& srcs, const std::vector<int>& src_codes, const py::sequence& dsts,
@@ -129,6 +132,18 @@ void mix(const py::handle& s, int s_code, const py::handle& n, int n_code, doubl
     fastfl::mix(a, b, alpha, threads);
 }
 
+// Instruction-set levels by name, as FASTFL_ISA and fastfl.ops.isa() spell them.
+constexpr const char* kIsaNames[] = {"scalar", "avx2", "avx512"};
+
+std::string isa_name(fastfl::Isa level) { return kIsaNames[static_cast<int>(level)]; }
+
+fastfl::Isa isa_from(const std::string& name) {
+    for (int i = 0; i < 3; ++i) {
+        if (name == kIsaNames[i]) return static_cast<fastfl::Isa>(i);
+    }
+    throw std::invalid_argument("unknown instruction-set level '" + name + "'; use scalar, avx2 or avx512");
+}
+
 py::dict dtype_codes() {
     py::dict codes;
     for (int c = 0; c < fastfl::kDTypeCount; ++c) codes[fastfl::kDTypeNames[c]] = c;
@@ -137,12 +152,194 @@ py::dict dtype_codes() {
 
 }  // namespace
 
+// ---- compression kernels (fastfl/ops/compress.py validates every argument first) ----
+namespace compress_bind {
+
+namespace cz = fastfl::compress;
+
+// Run f(T{}) for a float32 (code 5) or float64 (code 6) tensor.
+template <class F>
+auto on_float(int code, F f) {
+    if (code == static_cast<int>(fastfl::DType::Float32)) return f(float{});
+    if (code == static_cast<int>(fastfl::DType::Float64)) return f(double{});
+    throw std::invalid_argument("compression kernels take float32 or float64 tensors, got dtype code " +
+                                std::to_string(code));
+}
+
+template <class T>
+T* ptr(const py::handle& t, const char* what) {
+    return static_cast<T*>(view_of(t, static_cast<int>(fastfl::dtype_of<T>()), what).data);
+}
+
+std::size_t count(const py::handle& t, int code, const char* what) { return view_of(t, code, what).count; }
+
+double sum_squares(const py::handle& x, int code, int threads) {
+    return on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(x, code, "x");
+        const T* px = ptr<T>(x, "x");
+        MaybeRelease nogil(n);
+        return cz::sum_squares(px, n, threads);
+    });
+}
+
+void qsgd_encode(const py::handle& x, int code, double scale, std::uint32_t s, std::uint32_t k0, std::uint32_t k1,
+                 const py::handle& out, int threads) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(x, code, "x");
+        const T* px = ptr<T>(x, "x");
+        auto* po = ptr<std::uint8_t>(out, "out");
+        MaybeRelease nogil(n);
+        cz::qsgd_encode(px, n, scale, s, k0, k1, po, threads);
+    });
+}
+
+std::size_t qsgd_decode(const py::handle& codes, double step, std::uint32_t s, const py::handle& out, int code,
+                        int threads) {
+    return on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(out, code, "out");
+        const auto* pc = ptr<std::uint8_t>(codes, "codes");
+        T* po = ptr<T>(out, "out");
+        MaybeRelease nogil(n);
+        return cz::qsgd_decode(pc, n, step, s, po, threads);
+    });
+}
+
+void topk_select(const py::handle& x, int code, std::size_t k, const py::handle& idx, const py::handle& vals) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(x, code, "x");
+        const T* px = ptr<T>(x, "x");
+        auto* pi = ptr<std::int64_t>(idx, "idx");
+        T* pv = ptr<T>(vals, "vals");
+        MaybeRelease nogil(n);
+        cz::topk_select(px, n, k, pi, pv);
+    });
+}
+
+void gather(const py::handle& x, int code, const py::handle& idx, const py::handle& vals) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t k = count(idx, static_cast<int>(fastfl::DType::Int64), "idx");
+        const T* px = ptr<T>(x, "x");
+        const auto* pi = ptr<std::int64_t>(idx, "idx");
+        T* pv = ptr<T>(vals, "vals");
+        MaybeRelease nogil(k);
+        cz::gather(px, pi, k, pv);
+    });
+}
+
+void scatter(const py::handle& out, int code, const py::handle& idx, const py::object& vals) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t k = count(idx, static_cast<int>(fastfl::DType::Int64), "idx");
+        T* po = ptr<T>(out, "out");
+        const auto* pi = ptr<std::int64_t>(idx, "idx");
+        const T* pv = vals.is_none() ? nullptr : ptr<T>(vals, "vals");
+        MaybeRelease nogil(k);
+        cz::scatter(po, pi, pv, k);
+    });
+}
+
+void dgc_accumulate(const py::handle& u, const py::handle& v, const py::handle& g, int code, double momentum,
+                    bool nesterov, int threads) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(g, code, "g");
+        T* pu = ptr<T>(u, "u");
+        T* pv = ptr<T>(v, "v");
+        const T* pg = ptr<T>(g, "g");
+        MaybeRelease nogil(n);
+        cz::dgc_accumulate(pu, pv, pg, n, momentum, nesterov, threads);
+    });
+}
+
+void define(py::module_& m) {
+    // Checked by fastfl/ops/_native.py's compression functions: bump on any change below.
+    m.attr("COMPRESS_ABI_VERSION") = 1;
+    m.def("sum_squares", &sum_squares, py::arg("x"), py::arg("code"), py::arg("threads"));
+    m.def("qsgd_encode", &qsgd_encode, py::arg("x"), py::arg("code"), py::arg("scale"), py::arg("s"), py::arg("k0"),
+          py::arg("k1"), py::arg("out"), py::arg("threads"));
+    m.def("qsgd_decode", &qsgd_decode, py::arg("codes"), py::arg("step"), py::arg("s"), py::arg("out"),
+          py::arg("code"), py::arg("threads"));
+    m.def("topk_select", &topk_select, py::arg("x"), py::arg("code"), py::arg("k"), py::arg("idx"), py::arg("vals"));
+    m.def("gather", &gather, py::arg("x"), py::arg("code"), py::arg("idx"), py::arg("vals"));
+    m.def("scatter_", &scatter, py::arg("out"), py::arg("code"), py::arg("idx"), py::arg("vals"));
+    m.def("dgc_accumulate_", &dgc_accumulate, py::arg("u"), py::arg("v"), py::arg("g"), py::arg("code"),
+          py::arg("momentum"), py::arg("nesterov"), py::arg("threads"));
+}
+
+}  // namespace compress_bind
 void bind_optim(py::module_& m);
+// ---- Large host buffers (memory.hpp) handed to torch as DLPack capsules: torch owns the tensor,
+// and its deleter gives the pages back to fastfl's pool (never while any view is alive).
+namespace {
+
+struct DLDevice { std::int32_t device_type, device_id; };
+struct DLDataType { std::uint8_t code, bits; std::uint16_t lanes; };
+struct DLTensor {
+    void* data; DLDevice device; std::int32_t ndim; DLDataType dtype;
+    std::int64_t* shape; std::int64_t* strides; std::uint64_t byte_offset;
+};
+struct DLManagedTensor { DLTensor dl_tensor; void* manager_ctx; void (*deleter)(DLManagedTensor*); };
+
+struct PagesOwner {
+    DLManagedTensor managed{};
+    std::vector<std::int64_t> shape, strides;
+    std::size_t bytes = 0;
+};
+
+void delete_pages(DLManagedTensor* m) {
+    auto* owner = static_cast<PagesOwner*>(m->manager_ctx);
+    fastfl::free_pages(m->dl_tensor.data, owner->bytes);
+    delete owner;
+}
+
+// A "dltensor" capsule over alloc_pages memory of the given shape and DLPack dtype (code, bits).
+py::capsule empty_pages(const std::vector<std::int64_t>& shape, int dl_code, int dl_bits) {
+    auto owner = std::make_unique<PagesOwner>();
+    owner->shape = shape;
+    owner->strides.assign(shape.size(), 1);
+    std::size_t count = 1;
+    for (std::size_t i = shape.size(); i-- > 0;) {
+        if (shape[i] < 0) throw std::invalid_argument("shape must not be negative");
+        owner->strides[i] = static_cast<std::int64_t>(count);
+        count *= static_cast<std::size_t>(shape[i]);
+    }
+    if (dl_bits <= 0 || dl_bits % 8 != 0) throw std::invalid_argument("dl_bits must be a positive multiple of 8");
+    owner->bytes = count * static_cast<std::size_t>(dl_bits / 8);
+    DLTensor& t = owner->managed.dl_tensor;
+    t.data = fastfl::alloc_pages(owner->bytes);
+    t.device = {1, 0};  // kDLCPU
+    t.ndim = static_cast<std::int32_t>(shape.size());
+    t.dtype = {static_cast<std::uint8_t>(dl_code), static_cast<std::uint8_t>(dl_bits), 1};
+    t.shape = owner->shape.data();
+    t.strides = owner->strides.data();
+    t.byte_offset = 0;
+    owner->managed.manager_ctx = owner.get();
+    owner->managed.deleter = &delete_pages;
+    DLManagedTensor* managed = &owner.release()->managed;
+    PyObject* capsule = PyCapsule_New(managed, "dltensor", [](PyObject* c) {
+        if (PyCapsule_IsValid(c, "dltensor")) {  // never consumed by torch: free it here
+            auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(c, "dltensor"));
+            m->deleter(m);
+        }
+    });
+    if (capsule == nullptr) {
+        managed->deleter(managed);
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::capsule>(capsule);
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "fastfl's compiled kernels; use them through fastfl.ops, which validates arguments.";
     m.attr("ABI_VERSION") = FASTFL_ABI_VERSION;
-    m.def("convert", &convert, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
+    m.def("cast", &cast, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
           py::arg("threads"));
     m.def("combine", &combine, py::arg("srcs"), py::arg("src_codes"), py::arg("dsts"), py::arg("dst_codes"),
           py::arg("alpha"), py::arg("threads"));
@@ -153,8 +350,13 @@ PYBIND11_MODULE(_C, m) {
     m.def("mix_", &mix, py::arg("s"), py::arg("s_code"), py::arg("n"), py::arg("n_code"), py::arg("alpha"),
           py::arg("threads"));
     m.def("dtype_codes", &dtype_codes);
-    m.def("simd_available", &fastfl::simd_available);
-    m.def("use_simd", &fastfl::use_simd, py::arg("enabled"));
+    m.def("isa_available", [] { return isa_name(fastfl::isa_available()); });
+    m.def("isa", [] { return isa_name(fastfl::isa()); });
+    m.def("set_isa", [](const std::string& cap) { return isa_name(fastfl::set_isa(isa_from(cap))); }, py::arg("cap"));
+    m.def("empty_pages", &empty_pages, py::arg("shape"), py::arg("dl_code"), py::arg("dl_bits"));
+    m.def("set_pool_limit", &fastfl::set_pool_limit, py::arg("bytes"));
+    m.def("pooled_bytes", &fastfl::pooled_bytes);
+    compress_bind::define(m);
     bind_optim(m);
 }
 

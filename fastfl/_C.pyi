@@ -14,7 +14,7 @@ from torch import Tensor
 
 ABI_VERSION: int
 
-def convert(
+def cast(
     srcs: Sequence[Tensor],
     src_codes: Sequence[int],
     dsts: Sequence[Tensor],
@@ -53,8 +53,93 @@ def mix_(s: Tensor, s_code: int, n: Tensor, n_code: int, alpha: float, threads: 
 def dtype_codes() -> dict[str, int]:
     """Return the dtype codes compiled into the core, name -> code (as fastfl.dtypes.DType)."""
 
-def simd_available() -> bool:
-    """Return whether this CPU has the F16C/AVX2 fast paths."""
+def isa_available() -> str:
+    """Return the widest instruction-set level this CPU supports: "scalar", "avx2" or "avx512"."""
 
-def use_simd(enabled: bool) -> bool:
-    """Switch the F16C/AVX2 fast paths on or off process-wide (a test hook); return the previous state."""
+# ---- compression kernels (csrc/fastfl/compress.*; called through fastfl.ops.compress) ----
+
+COMPRESS_ABI_VERSION: int
+
+def sum_squares(x: Tensor, code: int, threads: int) -> float:
+    """Return sum(x_i^2) accumulated in float64 (x float32 or float64)."""
+
+def qsgd_encode(
+    x: Tensor, code: int, scale: float, s: int, k0: int, k1: int, out: Tensor, threads: int
+) -> None:
+    """Quantize x to s levels (stochastic rounding under key k0, k1) and bit-pack the codes into out."""
+
+def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor, code: int, threads: int) -> int:
+    """Unpack QSGD codes into out (sign * level * step); return how many levels exceed s."""
+
+def topk_select(x: Tensor, code: int, k: int, idx: Tensor, vals: Tensor) -> None:
+    """Write the k largest |x| (ascending int64 indices, ties to the lower index) into idx and vals."""
+
+def gather(x: Tensor, code: int, idx: Tensor, vals: Tensor) -> None:
+    """vals[j] = x[idx[j]]."""
+
+def scatter_(out: Tensor, code: int, idx: Tensor, vals: Tensor | None) -> None:
+    """out[idx[j]] = vals[j], or 0 where vals is None."""
+
+def dgc_accumulate_(
+    u: Tensor, v: Tensor, g: Tensor, code: int, momentum: float, nesterov: bool, threads: int
+) -> None:
+    """DGC momentum correction in place: u = m*u + g; v += u (nesterov: u = (u + g)*m; v += u + g)."""
+
+def isa() -> str:
+    """Return the level the kernels run at: isa_available() capped by set_isa."""
+
+def set_isa(cap: str) -> str:
+    """Cap the level ("scalar", "avx2" or "avx512") process-wide (tests, FASTFL_ISA); return the old cap."""
+
+def empty_pages(shape: Sequence[int], dl_code: int, dl_bits: int) -> object:
+    """Return a DLPack capsule over new huge-page-advised memory, or a warm pooled buffer.
+
+    The memory is 2 MiB-aligned; the tensor's deleter gives it back to the pool.
+    """
+
+def set_pool_limit(bytes: int) -> int:
+    """Set the most bytes of freed buffers the pool keeps (0 empties it); return the old limit."""
+
+def pooled_bytes() -> int:
+    """Return the bytes the pool holds now (freed buffers waiting for reuse)."""
+
+# ---- optimizer kernels (csrc/fastfl/optim.*; called through fastfl.ops.optim) ----
+
+def optim_local_step(
+    w: Tensor,
+    g: Tensor | None,
+    anchor: Tensor | None,
+    lin: Tensor | None,
+    code: int,
+    lr: float,
+    mu: float,
+    threads: int,
+) -> None:
+    """One local step on a flat float32 model in place: w -= lr * (g + mu * (w - anchor) + lin) (None terms skipped)."""
+
+def optim_control_update(
+    state: Tensor,
+    x: Tensor | None,
+    y: Tensor | None,
+    shift: Tensor | None,
+    delta: Tensor | None,
+    code: int,
+    scale: float,
+    threads: int,
+) -> None:
+    """state = state - shift + scale * (x - y) in place (None shift: none); delta, if given, gets the change."""
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor | None,
+    m: Tensor | None,
+    v: Tensor | None,
+    code: int,
+    kind: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    tau: float,
+    threads: int,
+) -> None:
+    """One server optimizer step (momentum, Adam, Yogi or Adagrad, by kind) on the flat global model in place."""

@@ -7,7 +7,7 @@
 #include <string>
 #include <type_traits>
 
-#include "fastfl/convert.hpp"
+#include "fastfl/cast.hpp"
 #include "fastfl/parallel.hpp"
 #include "fastfl/simd.hpp"
 
@@ -77,8 +77,7 @@ void accumulate_as(const MutView& acc, const View& x, A w, int threads) {
     blocked(acc.count, threads, [&](std::size_t off, std::size_t len) {
         alignas(64) A tmp[kBlock];
         A* a = static_cast<A*>(acc.data) + off;
-        const A* v = load_as<A>(x, off, len, tmp);
-        for (std::size_t j = 0; j < len; ++j) a[j] += w * v[j];
+        axpy(a, load_as<A>(x, off, len, tmp), w, len);
     });
 }
 
@@ -91,8 +90,49 @@ void mix_as(const MutView& s, const View& n, W keep, W alpha, int threads) {
         W* r = s.dtype == dtype_of<W>() ? static_cast<W*>(s.data) + off : a;
         const W* old = load_as<W>(s_in, off, len, a);  // == r
         const W* nu = load_as<W>(n, off, len, b);
-        for (std::size_t j = 0; j < len; ++j) r[j] = old[j] * keep + alpha * nu[j];
+        mix_loop(r, old, nu, keep, alpha, len);
         store_from<W>(r, s, off, len);
+    });
+}
+
+// Outputs at least this large skip the cache on the way out (non-temporal stores): the result is
+// not read again by this kernel, and the stores save a read-for-ownership of every line.
+constexpr std::size_t kStreamOutFrom = std::size_t{16} << 20;
+
+// Elements per block of the all-float32 path: a float32 block of the partial sum is 32 KiB (L1)
+// when more than kMaxRows inputs need more than one pass.
+constexpr std::size_t kWideBlock = 8192;
+
+bool all_float32(const std::vector<View>& inputs) {
+    for (const auto& v : inputs) {
+        if (v.dtype != DType::Float32) return false;
+    }
+    return true;
+}
+
+// The all-float32 sum: up to kMaxRows inputs per pass with the sum in a vector register, so K <= 16
+// inputs are read once and the result is written once (straight into a float32 out, streamed
+// past the caches when large). Same additions in the same order as weighted_sum_as<float>.
+void weighted_sum_f32(const std::vector<View>& inputs, const std::vector<double>& weights, const MutView& out,
+                      int threads) {
+    const bool direct = out.dtype == DType::Float32;
+    const bool stream = direct && out.count * sizeof(float) >= kStreamOutFrom;
+    std::vector<float> w(weights.size());
+    for (std::size_t k = 0; k < w.size(); ++k) w[k] = static_cast<float>(weights[k]);
+    parallel_for(out.count, threads, [&](std::size_t begin, std::size_t end) {
+        alignas(64) float acc[kWideBlock];
+        const float* x[kMaxRows];
+        for (std::size_t o = begin; o < end; o += kWideBlock) {
+            const std::size_t len = std::min(kWideBlock, end - o);
+            for (std::size_t k = 0; k < inputs.size(); k += kMaxRows) {
+                const std::size_t m = std::min(kMaxRows, inputs.size() - k);
+                const bool last = k + m == inputs.size();
+                for (std::size_t g = 0; g < m; ++g) x[g] = static_cast<const float*>(inputs[k + g].data) + o;
+                float* dst = last && direct ? static_cast<float*>(out.data) + o : acc;
+                sum_rows(dst, k == 0 ? nullptr : acc, x, w.data() + k, m, len, stream && dst != acc);
+            }
+            if (!direct) store_from<float>(acc, out, o, len);
+        }
     });
 }
 
@@ -109,6 +149,8 @@ void weighted_sum(const std::vector<View>& inputs, const std::vector<double>& we
     }
     if (acc_fp64) {
         weighted_sum_as<double>(inputs, weights, out, threads);
+    } else if (all_float32(inputs)) {
+        weighted_sum_f32(inputs, weights, out, threads);
     } else {
         weighted_sum_as<float>(inputs, weights, out, threads);
     }

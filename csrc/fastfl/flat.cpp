@@ -1,4 +1,4 @@
-// convert_many / combine_many: the pairs are laid end to end as one index space, which
+// cast_many / combine_many: the pairs are laid end to end as one index space, which
 // parallel_for cuts into equal chunks, so one huge tensor and many small ones both balance.
 #include "fastfl/flat.hpp"
 
@@ -7,8 +7,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "fastfl/convert.hpp"
+#include "fastfl/cast.hpp"
 #include "fastfl/parallel.hpp"
+#include "fastfl/simd.hpp"
 
 namespace fastfl {
 
@@ -61,19 +62,19 @@ void combine_piece(const View& src, const MutView& dst, std::size_t off, std::si
         W* r = dst.dtype == dtype_of<W>() ? static_cast<W*>(dst.data) + o : a;  // where the sum goes
         const W* d = load_as<W>(dst_in, o, n, a);  // == r
         const W* s = load_as<W>(src, o, n, b);
-        for (std::size_t j = 0; j < n; ++j) r[j] = d[j] + alpha * s[j];
+        mix_loop(r, d, s, W(1), alpha, n);  // d * 1 is exact: r = d + alpha * s
         store_from<W>(r, dst, o, n);
     }
 }
 
 }  // namespace
 
-void convert_many(const std::vector<View>& srcs, const std::vector<MutView>& dsts, int threads) {
+void cast_many(const std::vector<View>& srcs, const std::vector<MutView>& dsts, int threads) {
     std::size_t bytes = 0;
     for (const auto& d : dsts) bytes += d.count * size_of(d.dtype);
     const bool stream = bytes >= kStreamFrom;
     for_pairs(srcs, dsts, threads, [&](std::size_t i, std::size_t off, std::size_t len) {
-        convert_range(at(srcs[i], off), srcs[i].dtype, at(dsts[i], off), dsts[i].dtype, len, stream);
+        cast_range(at(srcs[i], off), srcs[i].dtype, at(dsts[i], off), dsts[i].dtype, len, stream);
     });
 }
 

@@ -36,6 +36,19 @@ template <class A, class X>
     }
 }
 
+/// acc[j] += w * x[j] (accumulate; unflatten's add/sub with w = +-1).
+template <class A>
+[[gnu::always_inline]] inline void axpy(A* __restrict acc, const A* __restrict x, A w, std::size_t len) {
+    for (std::size_t j = 0; j < len; ++j) acc[j] += w * x[j];
+}
+
+/// r[j] = old[j] * keep + alpha * nu[j] (FedAsync's mix); r may be old itself.
+template <class A>
+[[gnu::always_inline]] inline void mix_loop(A* r, const A* old, const A* __restrict nu, A keep, A alpha,
+                                            std::size_t len) {
+    for (std::size_t j = 0; j < len; ++j) r[j] = old[j] * keep + alpha * nu[j];
+}
+
 template <class D, class S>
 [[gnu::always_inline]] inline void cast_loop(const S* src, D* dst, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<D>(src[i]);

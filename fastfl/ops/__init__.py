@@ -25,9 +25,11 @@ __all__ = [
     "available_backends",
     "backend",
     "cast",
+    "empty",
     "flatten",
     "mix_",
     "pack",
+    "set_pool_limit",
     "unflatten_",
     "using",
     "weighted_sum",
@@ -37,6 +39,9 @@ _impl: ModuleType = _select.choose()
 _torch: ModuleType = _select.load("torch")
 _switch_lock = threading.Lock()
 ACC_DTYPES = (torch.float32, torch.float64)
+# From this size up, `empty` takes memory from the native pool / huge pages (smaller buffers are
+# served warm by the C allocator's own free lists).
+LARGE_BYTES = 4 << 20
 UNFLATTEN_MODES = {"copy": None, "add": 1.0, "sub": -1.0}
 
 
@@ -72,6 +77,53 @@ def _pick(device: torch.device | None) -> ModuleType:
     return _impl if device is None or device.type == "cpu" else _torch
 
 
+def empty(
+    shape: int | Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Return a new uninitialised tensor, like `torch.empty`, that is cheap to fill for the first time.
+
+    On the CPU with the native backend, buffers of `LARGE_BYTES` or more come from 2 MiB-aligned
+    memory advised for transparent huge pages before the first write (one page fault per 2 MiB
+    instead of per 4 KiB), or, when a buffer of the same size was freed recently, from a small
+    pool that reuses it warm (it only holds storage that no tensor references any more; see
+    `set_pool_limit`). The tensor is an ordinary torch tensor except that its storage cannot be
+    resized. Other devices, sizes and backends get `torch.empty`.
+
+    Raises:
+        TypeError: dtype is not one of the kernels' dtypes.
+        ValueError: a dimension is negative.
+    """
+    dims = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    _check.dtype(dtype, "dtype")
+    if any(d < 0 for d in dims):
+        raise KernelArgumentError(f"shape {dims} has a negative dimension")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type != "cpu":
+        return torch.empty(dims, dtype=dtype, device=dev)
+    numel = 1
+    for d in dims:
+        numel *= d
+    if numel * itemsize(dtype) < LARGE_BYTES:
+        return torch.empty(dims, dtype=dtype)
+    return _impl.empty(dims, dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """Set how many bytes of freed large buffers the native backend keeps for reuse (0: none).
+
+    The default is 256 MiB (or FASTFL_POOL_MB); the pool never holds memory a tensor still uses.
+
+    Returns:
+        The previous limit (0 on backends without a pool).
+    """
+    if not isinstance(nbytes, int) or nbytes < 0:
+        raise KernelArgumentError(f"nbytes must be a non-negative int, got {nbytes!r}")
+    return int(_impl.set_pool_limit(nbytes))
+
+
 def flatten(
     tensors: Sequence[Tensor], *, out: Tensor | None = None, dtype: torch.dtype | None = None
 ) -> Tensor:
@@ -92,14 +144,14 @@ def flatten(
     if out is None:
         kind = dtype or (srcs[0].dtype if srcs else torch.float32)
         device = srcs[0].device if srcs else None
-        out = torch.empty(total, dtype=kind, device=device)
+        out = empty(total, dtype=kind, device=device)
     _check.tensor(out, "out")
     if dtype is not None and out.dtype != dtype:
         raise KernelTypeError(f"out has dtype {out.dtype} but dtype={dtype} was asked for")
     if out.dim() != 1 or out.numel() != total:
         raise KernelArgumentError(f"out must be 1-D with {total} elements, got shape {tuple(out.shape)}")
     device = _check.device_of({"tensors": srcs, "out": [out]})
-    _pick(device).convert(srcs, _split(out, srcs))
+    _pick(device).cast(srcs, _split(out, srcs))
     return out
 
 
@@ -123,7 +175,7 @@ def unflatten_(flat: Tensor, tensors: Sequence[Tensor], *, mode: str = "copy") -
     pieces = _split(flat.view(-1), dsts)
     alpha = UNFLATTEN_MODES[mode]
     if alpha is None:
-        _pick(device).convert(pieces, dsts)
+        _pick(device).cast(pieces, dsts)
     else:
         _pick(device).combine(pieces, dsts, alpha)
 
@@ -133,12 +185,12 @@ def cast(x: Tensor, dtype: torch.dtype, *, out: Tensor | None = None) -> Tensor:
     _check.tensor(x, "x")
     _check.dtype(dtype, "dtype")
     if out is None:
-        out = torch.empty(x.shape, dtype=dtype, device=x.device)
+        out = empty(x.shape, dtype=dtype, device=x.device)
     _check.tensor(out, "out")
     if out.dtype != dtype:
         raise KernelTypeError(f"out has dtype {out.dtype} but dtype={dtype} was asked for")
     _check.same_numel(x, out, "x", "out")
-    _pick(_check.device_of({"x": [x], "out": [out]})).convert([x], [out])
+    _pick(_check.device_of({"x": [x], "out": [out]})).cast([x], [out])
     return out
 
 
@@ -168,7 +220,7 @@ def weighted_sum(
         _check.floating(x, f"inputs[{i}]")
         _check.same_numel(x, xs[0], f"inputs[{i}]", "inputs[0]")
     if out is None:
-        out = torch.empty(xs[0].shape, dtype=acc_dtype, device=xs[0].device)
+        out = empty(xs[0].shape, dtype=acc_dtype, device=xs[0].device)
     _check.tensor(out, "out")
     _check.floating(out, "out", ACC_DTYPES)
     _check.same_numel(out, xs[0], "out", "inputs[0]")
@@ -227,7 +279,7 @@ def pack(
                 f"tensors[{i}] needs bytes [{off}, {end}) of out ({out.numel()} bytes), aligned to {size}"
             )
         dsts.append(out[off:end].view(dt))
-    _pick(_check.device_of({"tensors": srcs, "out": [out]})).convert(srcs, dsts)
+    _pick(_check.device_of({"tensors": srcs, "out": [out]})).cast(srcs, dsts)
     return out
 
 

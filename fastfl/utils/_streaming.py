@@ -109,7 +109,7 @@ class StreamingAggregator:
         """
         if out is None:
             numel = self._numel if self._numel is not None else 0
-            out = torch.empty(numel, dtype=self._result_dtype, device=self._device)
+            out = ops.empty(numel, dtype=self._result_dtype, device=self._device)
         return self.write_(out)
 
     def write_(self, out: Tensor) -> Tensor:

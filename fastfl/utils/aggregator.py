@@ -120,7 +120,7 @@ class Aggregators:
         ws = normalized_weights(weights, len(xs))
         if out is None:
             kind = torch.promote_types(xs[0].dtype, _weight_dtype(weights))
-            out = torch.empty(xs[0].shape, dtype=kind, device=xs[0].device)
+            out = ops.empty(xs[0].shape, dtype=kind, device=xs[0].device)
         elif not isinstance(out, Tensor):
             raise KernelTypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
         elif out.numel() != xs[0].numel() or not out.is_contiguous():

@@ -51,7 +51,7 @@ def _gather(srcs: list[Tensor], layout: Layout, out: Tensor | None, dtype: torch
         return out
     kind = dtype or layout.dtype
     if device == CPU:
-        return ops.flatten(srcs, out=torch.empty(layout.numel, dtype=kind))
+        return ops.flatten(srcs, out=ops.empty(layout.numel, dtype=kind))
     return ops.flatten(srcs, dtype=kind).cpu()
 
 

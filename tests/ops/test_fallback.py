@@ -136,7 +136,7 @@ def test_numba_compiles_without_a_writable_cache():
     # No cache locator at all: the kernels must compile in memory and still be right.
     no_cache = "import numba.core.caching as c; (getattr(c, 'CacheImpl', None) or c._CacheImpl)._locator_classes = []"
     body = (
-        "from fastfl.ops import _numba_convert as cv; assert type(cv.convert._cache).__name__ == 'NullCache'; "
+        "from fastfl.ops import _numba_cast as cv; assert type(cv.cast._cache).__name__ == 'NullCache'; "
         "x = torch.randn(1000); assert torch.equal(ops.cast(x, torch.float16), x.half())"
     )
     report = _report(_child({"FASTFL_BACKEND": "numba"}, no_cache, "import torch", body=body))

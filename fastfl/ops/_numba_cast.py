@@ -1,4 +1,4 @@
-"""numba kernels that move floats between dtypes: convert (copy with cast) and combine (+= alpha * src).
+"""numba kernels that move floats between dtypes: cast (copy with dtype change) and combine (+= alpha * src).
 
 Tensors arrive as (address, dtype code) pairs, so one compiled kernel serves every pair of
 float32, float64, float16 and bfloat16, and copies between equal dtypes of any kind (`_numba.py`
@@ -116,7 +116,7 @@ def _scalar_tail(sa, sc, da, dc, i0, i1, n, simd_bytes):
 
 
 @numba.njit
-def _convert_range(sa, sc, da, dc, i0, i1, n, simd_bytes, fb):
+def _cast_range(sa, sc, da, dc, i0, i1, n, simd_bytes, fb):
     """Convert elements [i0, i1) of one (src, dst) pair of n elements."""
     ssize, dsize = ITEMSIZE[sc], ITEMSIZE[dc]
     if not _direct(sa + i0 * ssize, sc, da + i0 * dsize, dc, i1 - i0):
@@ -141,7 +141,7 @@ def _first_pair(starts, lo):
     return first
 
 
-def _convert(saddr, scode, daddr, dcode, starts, simd_bytes, lo, hi):
+def _cast(saddr, scode, daddr, dcode, starts, simd_bytes, lo, hi):
     """Pair p: copy elements starts[p]..starts[p+1] from saddr[p] to daddr[p], casting; only [lo, hi)."""
     fb = np.empty(CHUNK, np.float64)
     p = _first_pair(starts, lo)
@@ -150,7 +150,7 @@ def _convert(saddr, scode, daddr, dcode, starts, simd_bytes, lo, hi):
         if end > lo:
             n = starts[p + 1] - starts[p]
             i0, i1 = lo - starts[p], end - starts[p]
-            _convert_range(saddr[p], scode[p], daddr[p], dcode[p], i0, i1, n, simd_bytes, fb)
+            _cast_range(saddr[p], scode[p], daddr[p], dcode[p], i0, i1, n, simd_bytes, fb)
         lo = end
         p += 1
 
@@ -205,5 +205,5 @@ def _combine(saddr, scode, daddr, dcode, starts, alpha, lo, hi):
         p += 1
 
 
-convert = compile_kernel(_convert)
+cast = compile_kernel(_cast)
 combine = compile_kernel(_combine)

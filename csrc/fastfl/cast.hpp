@@ -16,7 +16,7 @@ constexpr std::size_t kBlock = 2048;
 /// Single-threaded. src and dst may be the same memory only when s == d; otherwise they must
 /// not overlap. With `stream`, equal-dtype copies bypass the cache (for copies larger than it).
 /// Thread-safe (no shared state besides the read-only SIMD switch).
-void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n, bool stream = false);
+void cast_range(const void* src, DType s, void* dst, DType d, std::size_t n, bool stream = false);
 
 /// Element `i` of a view, as a byte pointer.
 inline const void* at(const View& v, std::size_t i) {
@@ -30,7 +30,7 @@ inline void* at(const MutView& v, std::size_t i) { return static_cast<char*>(v.d
 template <class A>
 const A* load_as(const View& v, std::size_t off, std::size_t len, A* tmp) {
     if (v.dtype == dtype_of<A>()) return static_cast<const A*>(v.data) + off;
-    convert_range(at(v, off), v.dtype, tmp, dtype_of<A>(), len);
+    cast_range(at(v, off), v.dtype, tmp, dtype_of<A>(), len);
     return tmp;
 }
 
@@ -39,7 +39,7 @@ const A* load_as(const View& v, std::size_t off, std::size_t len, A* tmp) {
 template <class A>
 void store_from(const A* a, const MutView& v, std::size_t off, std::size_t len) {
     void* dst = at(v, off);
-    if (dst != static_cast<const void*>(a)) convert_range(a, dtype_of<A>(), dst, v.dtype, len);
+    if (dst != static_cast<const void*>(a)) cast_range(a, dtype_of<A>(), dst, v.dtype, len);
 }
 
 }  // namespace fastfl

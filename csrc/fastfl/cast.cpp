@@ -1,6 +1,6 @@
 // Conversion loops: memmove for equal dtypes, simd.cpp's loops for float32 <-> float16/bfloat16/
 // float64, plain vectorizable loops for the rest, float32 as the stepping stone for 16-bit floats.
-#include "fastfl/convert.hpp"
+#include "fastfl/cast.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -15,7 +15,7 @@ namespace fastfl {
 namespace {
 
 template <class D, class S>
-void convert_typed(const S* src, D* dst, std::size_t n) {
+void cast_typed(const S* src, D* dst, std::size_t n) {
     using U16 = std::uint16_t;
     // The pairs that are compute-bound in the baseline ISA go to simd.cpp's runtime-chosen loops.
     if constexpr (std::is_same_v<S, float> && std::is_same_v<D, Half>) {
@@ -39,19 +39,19 @@ bool is_half(DType d) { return d == DType::Float16 || d == DType::BFloat16; }
 
 // A 16-bit float to or from anything but float32 goes through float32 in L1-sized chunks:
 // that is torch's own rounding path, and it reuses the fast float32 <-> 16-bit loops.
-void convert_via_float(const void* src, DType s, void* dst, DType d, std::size_t n) {
+void cast_via_float(const void* src, DType s, void* dst, DType d, std::size_t n) {
     alignas(64) float tmp[kBlock];
     const std::size_t ss = size_of(s), ds = size_of(d);
     for (std::size_t off = 0; off < n; off += kBlock) {
         const std::size_t len = std::min(kBlock, n - off);
-        convert_range(static_cast<const char*>(src) + off * ss, s, tmp, DType::Float32, len);
-        convert_range(tmp, DType::Float32, static_cast<char*>(dst) + off * ds, d, len);
+        cast_range(static_cast<const char*>(src) + off * ss, s, tmp, DType::Float32, len);
+        cast_range(tmp, DType::Float32, static_cast<char*>(dst) + off * ds, d, len);
     }
 }
 
 }  // namespace
 
-void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n, bool stream) {
+void cast_range(const void* src, DType s, void* dst, DType d, std::size_t n, bool stream) {
     if (n == 0) return;
     if (s == d) {
         const std::size_t bytes = n * size_of(s);
@@ -63,14 +63,14 @@ void convert_range(const void* src, DType s, void* dst, DType d, std::size_t n, 
         return;
     }
     if ((is_half(s) || is_half(d)) && s != DType::Float32 && d != DType::Float32) {
-        convert_via_float(src, s, dst, d, n);
+        cast_via_float(src, s, dst, d, n);
         return;
     }
     visit(s, [&](auto stag) {
         using S = typename decltype(stag)::type;
         visit(d, [&](auto dtag) {
             using D = typename decltype(dtag)::type;
-            convert_typed<D, S>(static_cast<const S*>(src), static_cast<D*>(dst), n);
+            cast_typed<D, S>(static_cast<const S*>(src), static_cast<D*>(dst), n);
         });
     });
 }
