@@ -22,8 +22,6 @@ from _common import common_args, evaluate, features, iid_slices, load_data, make
 from fastfl.core.client import SubsetSerialTrainer
 from fastfl.core.server import SyncParameterServerHandler
 from fastfl.utils import Aggregators, SerializationTool
-
-
 from fastfl.utils.progress import RoundReporter
 
 

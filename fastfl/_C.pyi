@@ -127,7 +127,7 @@ def optim_control_update(
     scale: float,
     threads: int,
 ) -> None:
-    """state = state - shift + scale * (x - y) in place (None shift: none); delta, if given, gets the change."""
+    """Compute state = state - shift + scale * (x - y) in place (no shift if None); delta gets the change."""
 
 def optim_server_step(
     x: Tensor,

@@ -56,8 +56,8 @@ struct Key<double> {
     return static_cast<double>(h >> 8) * (1.0 / 16777216.0);
 }
 
-// The two per-element loops of QSGD, without carried state, compiled for the baseline ISA and
-// for AVX2 (chosen at run time like simd.cpp's loops; same bits either way: integer operations,
+// The two per-element loops of QSGD, without carried state, compiled for the baseline ISA, AVX2
+// and AVX-512 (the level simd.hpp's isa() picks at run time; same bits either way: integer operations,
 // exact conversions and separately rounded double operations).
 template <class T>
 [[gnu::always_inline]] inline void codes_loop(const T* x, std::size_t i0, std::size_t len, double scale, double cap,
@@ -101,34 +101,41 @@ std::size_t values_portable(const std::uint32_t* codes, std::size_t len, double 
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-template <class T>
-__attribute__((target("avx2"))) void codes_avx2(const T* x, std::size_t i0, std::size_t len, double scale,
-                                                double cap, std::uint32_t s, std::uint32_t k0, std::uint32_t k1,
-                                                std::uint32_t* codes) {
-    codes_loop(x, i0, len, scale, cap, s, k0, k1, codes);
-}
-
-template <class T>
-__attribute__((target("avx2"))) std::size_t values_avx2(const std::uint32_t* codes, std::size_t len, double step,
-                                                         std::uint32_t s, T* out) {
-    return values_loop(codes, len, step, s, out);
-}
-#define FASTFL_COMPRESS_AVX2 1
+#define FASTFL_COMPRESS_VECTOR_LEVEL(NAME, TARGET)                                                                \
+    template <class T>                                                                                            \
+    __attribute__((target(TARGET))) void codes_##NAME(const T* x, std::size_t i0, std::size_t len, double scale, \
+                                                      double cap, std::uint32_t s, std::uint32_t k0,             \
+                                                      std::uint32_t k1, std::uint32_t* codes) {                  \
+        codes_loop(x, i0, len, scale, cap, s, k0, k1, codes);                                                     \
+    }                                                                                                             \
+    template <class T>                                                                                            \
+    __attribute__((target(TARGET))) std::size_t values_##NAME(const std::uint32_t* codes, std::size_t len,       \
+                                                               double step, std::uint32_t s, T* out) {            \
+        return values_loop(codes, len, step, s, out);                                                             \
+    }
+FASTFL_COMPRESS_VECTOR_LEVEL(avx2, "avx2")
+FASTFL_COMPRESS_VECTOR_LEVEL(avx512, "avx512f,avx512bw,avx512vl,avx512dq")
+#undef FASTFL_COMPRESS_VECTOR_LEVEL
+#define FASTFL_COMPRESS_X86 1
 #endif
 
 template <class T>
 void codes_block(const T* x, std::size_t i0, std::size_t len, double scale, double cap, std::uint32_t s,
                  std::uint32_t k0, std::uint32_t k1, std::uint32_t* codes) {
-#ifdef FASTFL_COMPRESS_AVX2
-    if (isa() >= Isa::Avx2) return codes_avx2(x, i0, len, scale, cap, s, k0, k1, codes);
+#ifdef FASTFL_COMPRESS_X86
+    const Isa level = isa();
+    if (level == Isa::Avx512) return codes_avx512(x, i0, len, scale, cap, s, k0, k1, codes);
+    if (level == Isa::Avx2) return codes_avx2(x, i0, len, scale, cap, s, k0, k1, codes);
 #endif
     codes_portable(x, i0, len, scale, cap, s, k0, k1, codes);
 }
 
 template <class T>
 std::size_t values_block(const std::uint32_t* codes, std::size_t len, double step, std::uint32_t s, T* out) {
-#ifdef FASTFL_COMPRESS_AVX2
-    if (isa() >= Isa::Avx2) return values_avx2(codes, len, step, s, out);
+#ifdef FASTFL_COMPRESS_X86
+    const Isa level = isa();
+    if (level == Isa::Avx512) return values_avx512(codes, len, step, s, out);
+    if (level == Isa::Avx2) return values_avx2(codes, len, step, s, out);
 #endif
     return values_portable(codes, len, step, s, out);
 }

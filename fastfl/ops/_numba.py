@@ -28,10 +28,8 @@ except ImportError as err:
         f"the numba backend needs the numba package ({err}); install it with `pip install numba`"
     ) from err
 
-from fastfl.ops import _numba_compress as kc
-
-
 from fastfl.ops import _numba_cast as cv
+from fastfl.ops import _numba_compress as kc
 from fastfl.ops import _numba_jit as jit
 from fastfl.ops import _numba_kernels as k
 

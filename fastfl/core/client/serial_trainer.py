@@ -389,9 +389,14 @@ class SubsetSerialTrainer(SerialTrainer):
 
 
 class _FedLabOrder(SubsetBatches):
-    """A fixed order for all epochs; each epoch draws once from torch's global generator, as a DataLoader does."""
+    """A fixed order for all epochs; each epoch draws once from torch's global generator, as a DataLoader does.
 
-    def __iter__(self):
+    The draw is in `_order`, which both the one-at-a-time path (once per epoch, in `__iter__`) and
+    the vmapped path (once per client and epoch, in id order) call, so both leave torch's
+    generator where FedLab's DataLoader leaves it.
+    """
+
+    def _order(self) -> Tensor:
         if self._tensors is not None:  # the other path iterates a real DataLoader, which draws itself
             torch.empty((), dtype=torch.int64).random_()
-        yield from super().__iter__()
+        return super()._order()

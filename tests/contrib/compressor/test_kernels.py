@@ -163,3 +163,29 @@ def test_corrupt_levels_are_counted(backend):
     codes = torch.full((2,), 0xFF, dtype=torch.uint8)  # s=2: 3-bit codes, level 3 > 2
     with pytest.raises(KernelArgumentError, match="levels above s=2"):
         kc.qsgd_dequantize(codes, s=2, norm=1.0, out=torch.empty(5))
+
+
+@pytest.mark.skipif("native" not in ops.available_backends(), reason="the native backend is not built")
+@pytest.mark.parametrize("s", [7, 127])
+def test_qsgd_native_is_the_same_at_every_vector_level(s):
+    from fastfl import _C
+    from fastfl.ops import _native
+
+    levels = _native.ISA_LEVELS[: _native.ISA_LEVELS.index(_C.isa_available()) + 1]
+    x = _vector(20_001, torch.float32, "normal", 5)
+    norm = float(x.double().norm())
+    results = []
+    previous = _native.set_isa(levels[-1])
+    try:
+        with ops.using("native"):
+            for level in levels:
+                _native.set_isa(level)
+                codes = kc.qsgd_quantize(x, s=s, norm=norm, seed=11)
+                out = kc.qsgd_dequantize(codes, s=s, norm=norm, out=torch.empty_like(x))
+                results.append((codes, _bits(out)))
+    finally:
+        _native.set_isa(previous)
+    with _reference():
+        ref = kc.qsgd_quantize(x, s=s, norm=norm, seed=11)
+    for codes, out in results:
+        assert torch.equal(codes, ref) and torch.equal(out, results[0][1])
