@@ -23,15 +23,24 @@ import torch.distributed as dist
 
 from fastfl.errors import CommunicationError, CommunicationTimeout, RunMismatchError
 
-__all__ = ["RUN_ID_ENV", "join", "join_error"]
+__all__ = ["RUN_ID_ENV", "join", "join_error", "torch_view"]
 
 RUN_ID_ENV = "FASTFL_RUN_ID"
 _RUN_KEY = "fastfl/run"
 _RANK_KEY = "fastfl/rank/"
 
 
-def join(ip: str, port: int, world_size: int, rank: int, timeout: float, run_id: str | None) -> dist.Store:
+def join(
+    ip: str, port: int, world_size: int, rank: int, timeout: float, run_id: str | None, fedlab_peers: bool
+) -> dist.Store:
     """Open the run's store at ip:port (rank 0 hosts it), check the run's identity, claim `rank`.
+
+    With `fedlab_peers` (FedLab's wire format) rank 0 may be a FedLab 1.2.1 process, which
+    publishes no identity: a rank that finds none at once joins without the check.
+
+    Returns:
+        The store, prefixed as torch's own TCP rendezvous prefixes it (so that processes that
+        join with ``init_method="tcp://..."``, such as FedLab's, meet this one).
 
     Raises:
         CommunicationTimeout: no store answered at ip:port within `timeout` seconds.
@@ -42,7 +51,7 @@ def join(ip: str, port: int, world_size: int, rank: int, timeout: float, run_id:
     where = f"{ip}:{port}"
     if rank == 0:
         store.set(_RUN_KEY, f"{run_id or uuid.uuid4().hex}|{world_size}")
-    else:
+    elif not fedlab_peers or store.check([_RUN_KEY]):
         _check_run(store, where, world_size, run_id, timeout)
     if store.add(_RANK_KEY + str(rank), 1) != 1:
         raise RunMismatchError(
@@ -50,6 +59,11 @@ def join(ip: str, port: int, world_size: int, rank: int, timeout: float, run_id:
             "or two runs use the same port (give each run its own port, or set FASTFL_RUN_ID)"
         )
     return store
+
+
+def torch_view(store: dist.Store) -> dist.Store:
+    """The store as `init_process_group(init_method="tcp://...")` sees it (its "default_pg" prefix)."""
+    return dist.PrefixStore("default_pg", store)
 
 
 def join_error(

@@ -133,11 +133,12 @@ class DistNetwork:
         ip, port = self.address
         store = None  # mpi's own launcher does the rendezvous
         if self.dist_backend != "mpi":
-            store = _rendezvous.join(ip, port, self.world_size, self.rank, self.timeout, self.run_id)
+            fedlab = self.processor.wire == "fedlab"
+            store = _rendezvous.join(ip, port, self.world_size, self.rank, self.timeout, self.run_id, fedlab)
         try:
             dist.init_process_group(
                 backend=self.dist_backend,
-                store=store,
+                store=None if store is None else _rendezvous.torch_view(store),
                 rank=self.rank,
                 world_size=self.world_size,
                 timeout=timedelta(seconds=self.timeout),

@@ -39,7 +39,8 @@ class Receiver:
     (harmlessly: it is a daemon and nothing can reach it once the network is closed).
 
     Args:
-        network: a connected DistNetwork.
+        network: a connected DistNetwork (or any object with FedLab's `recv`; then without the
+            metadata and the watch).
         watch: watch the other ranks' connections (gloo only).
     """
 
@@ -49,7 +50,7 @@ class Receiver:
         self.lost: set[int] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="fastfl-server-receiver", daemon=True)
-        if watch:
+        if watch and hasattr(network, "watch_peers"):  # a FedLab-style network has no watch
             network.watch_peers(self._on_lost)
         self._thread.start()
 
@@ -61,7 +62,7 @@ class Receiver:
     def _run(self) -> None:
         while True:
             try:
-                message = self._network.recv_message()
+                message = self._receive()
             except PeerLostError as err:  # died between a package's header and its body
                 self._report(err.rank, str(err))
                 continue
@@ -77,6 +78,13 @@ class Receiver:
             self._queue.put(message)
             if message.message_code == MessageCode.Exit:
                 return
+
+    def _receive(self) -> Message:
+        receive = getattr(self._network, "recv_message", None)
+        if receive is not None:
+            return receive()
+        sender, code, content = self._network.recv()  # a FedLab-style network: no metadata
+        return Message(sender, code, content, {})
 
     def _on_lost(self, rank: int, reason: str) -> None:
         if rank in self._network.farewells:

@@ -201,7 +201,7 @@ class SynchronousServerManager(ServerManager):
             if self._rx is not None and self._rx.alive:
                 self._LOGGER.warning(
                     "a receive is still pending (a client never answered); torch.distributed cannot cancel it, "
-                    "so this process may take up to the network timeout to exit"
+                    "so it is left on a daemon thread, which does not keep this process from exiting"
                 )
 
     def shutdown_clients(self) -> None:

@@ -46,6 +46,7 @@ def _role_entry(role: str, args: dict, log: str) -> None:
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's own stdout, until it ends
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     os.environ.update(args.pop("env", {}))
+    mp.set_start_method("fork", force=True)  # as a fresh process on Linux: a Scheduler forks its connectors
     from tests.integration.faults import _roles
 
     _roles.setup_logging()
@@ -132,14 +133,24 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
-def orphans(procs: list, settle: float = 3.0) -> list[int]:
-    """Processes left in the tests' sessions after their leaders ended (waits `settle` s for them)."""
+def orphans(procs: list, settle: float = 3.0) -> list[str]:
+    """Processes left in the tests' sessions after their leaders ended (waits `settle` s for them).
+
+    Returns "pid: command line" for each.
+    """
     end = time.monotonic() + settle
     while True:
         left = [pid for p in procs for pid in session_members(p.pid)]
         if not left or time.monotonic() > end:
-            return left
+            return [f"{pid}: {_cmdline(pid)}" for pid in left]
         time.sleep(0.1)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
 
 
 def alive(pid: int) -> bool:

@@ -9,6 +9,7 @@ end of round k.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -79,6 +80,7 @@ def _arm(trainer, die: dict | None) -> None:
         return
     original, calls = trainer.local_process, {"n": 0}
 
+    @functools.wraps(original)  # keeps the signature: the manager looks for an id_list parameter
     def local_process(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == die["call"] and die["phase"] == "before":
@@ -94,6 +96,7 @@ def _arm(trainer, die: dict | None) -> None:
 def _slow(trainer, seconds: float) -> None:
     original = trainer.local_process
 
+    @functools.wraps(original)
     def local_process(*args, **kwargs):
         time.sleep(seconds)
         return original(*args, **kwargs)

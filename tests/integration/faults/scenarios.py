@@ -38,7 +38,7 @@ class Outcome:
     procs: list[Proc]
     codes: list[int | None]
     outputs: list[str]
-    left: list[int] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
 
     def result(self, name: str) -> dict:
         """The RESULT line of process `name`."""

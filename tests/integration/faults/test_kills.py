@@ -123,3 +123,19 @@ def test_kill_a_client_with_on_missing_error_stops_the_run_clearly(tmp_path):
     out.check_survivors_ended()
     assert out.codes[0] not in (0, None) and "rank 1" in out.output("server")
     assert "RESULT" not in out.output("server")
+
+
+def test_kill_the_top_server_of_a_hierarchical_run(tmp_path):
+    procs = sc.hierarchical(tmp_path)
+    procs[0].args["die"] = {"round": 2}
+    procs[0].killed = True
+    out = sc.run(procs, tmp_path)
+    out.check_survivors_ended()
+    for g in (1, 2):
+        scheduler = out.output(f"scheduler{g}")
+        assert out.codes[[p.name for p in procs].index(f"scheduler{g}")] not in (0, None)
+        assert "lost the top server (upper rank 0)" in scheduler
+        for r in (1, 2):  # told to exit by their scheduler: a clean end
+            assert out.codes[[p.name for p in procs].index(f"g{g}client{r}")] == 0, out.output(
+                f"g{g}client{r}"
+            )

@@ -124,3 +124,31 @@ def test_run_id_is_checked_and_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("FASTFL_RUN_ID", "from-env")
     assert DistNetwork(("127.0.0.1", 1), 2, 0).run_id == "from-env"
     assert DistNetwork(("127.0.0.1", 1), 2, 0, run_id="mine").run_id == "mine"
+
+
+def _fedlab_rank_0(rank: int, world: int, port: int, wire: str):
+    if rank == 0:
+        from fedlab.core.network import DistNetwork as FedLabNetwork
+
+        net = FedLabNetwork(("127.0.0.1", port), 2, 0)
+        net.init_network_connection()
+        time.sleep(3.0)
+        net.close_network_connection()
+        return "fedlab"
+    net = DistNetwork(("127.0.0.1", port), 2, 1, timeout=2.0, wire=wire)
+    try:
+        net.init_network_connection()
+    except CommunicationError as err:
+        return f"{type(err).__name__}: {err}"
+    net.close_network_connection()
+    return "joined"
+
+
+@pytest.mark.parametrize("wire", ["fedlab", "fastfl"])
+def test_a_fedlab_rank_0_is_joined_in_fedlab_wire_and_named_otherwise(free_port, wire):
+    pytest.importorskip("fedlab.core.network")
+    if wire == "fedlab":
+        assert run_ranks(_fedlab_rank_0, 2, free_port, wire, timeout=60)[1] == "joined"
+    else:  # rank 0 never finishes the rendezvous: rank 1 gives up at its timeout and says why
+        got = run_ranks(_fedlab_rank_0, 2, free_port, wire, timeout=60, silent=[0])[1]
+        assert got.startswith("CommunicationTimeout") and "is rank 0 a fastfl process?" in got

@@ -142,6 +142,11 @@ class ServerConnector(Connector):
 class ClientConnector(Connector):
     """The Scheduler's face to its lower clients: rank 0 of the lower group."""
 
+    def __init__(self, network: DistNetwork, write_queue: Any, read_queue: Any, logger: Any = None):
+        super().__init__(network, write_queue, read_queue, logger)
+        self.dead: set[int] = set()  # lower ranks whose connection closed
+        self._told_exit = threading.Event()
+
     def setup(self, *args: Any, **kwargs: Any) -> None:
         """Join the lower network, take each lower rank's SetUp, report the group total upward."""
         super().setup()
@@ -153,8 +158,6 @@ class ClientConnector(Connector):
             counts[rank] = int(content[0].reshape(-1)[0].item())
         self.coordinator = Coordinator(counts, mode="LOCAL")
         self.group_client_num = self.coordinator.total
-        self.dead: set[int] = set()
-        self._told_exit = threading.Event()
         total = torch.tensor([self.group_client_num], dtype=torch.int32)
         self.mq_write.put((self._network.rank, MessageCode.SetUp, [total]))
 
