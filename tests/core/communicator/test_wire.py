@@ -259,6 +259,8 @@ def test_fuzz_mutated_valid_bodies(data):
         return
     assert len(out) == 3
     for t in out:
+        if t.untyped_storage().data_ptr() != body.untyped_storage().data_ptr():
+            continue  # a mutated dtype column asks for a float cast: a new tensor, not a view
         end = t.data_ptr() + t.numel() * t.element_size()
         assert body.data_ptr() <= t.data_ptr() and end <= body.data_ptr() + head.payload_bytes
 
