@@ -15,6 +15,7 @@
 #include "fastfl/dtype.hpp"
 #include "fastfl/flat.hpp"
 #include "fastfl/memory.hpp"
+#include "fastfl/optim.hpp"
 #include "fastfl/simd.hpp"
 
 namespace py = pybind11;
@@ -212,6 +213,7 @@ py::capsule empty_pages(const std::vector<std::int64_t>& shape, int dl_code, int
 }
 
 }  // namespace
+void bind_optim(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "fastfl's compiled kernels; use them through fastfl.ops, which validates arguments.";
@@ -233,4 +235,60 @@ PYBIND11_MODULE(_C, m) {
     m.def("empty_pages", &empty_pages, py::arg("shape"), py::arg("dl_code"), py::arg("dl_bits"));
     m.def("set_pool_limit", &fastfl::set_pool_limit, py::arg("bytes"));
     m.def("pooled_bytes", &fastfl::pooled_bytes);
+    bind_optim(m);
+}
+
+// ---- Optimizer kernels of fastfl.ops.optim (float32 buffers; Python validated everything) ----
+
+namespace {
+
+float* f32_or_null(const py::handle& t, int code, const char* what) {
+    if (t.is_none()) return nullptr;
+    return static_cast<float*>(view_of(t, code, what).data);
+}
+
+void optim_local_step(const py::handle& w, const py::handle& g, const py::handle& anchor, const py::handle& lin,
+                      int code, double lr, double mu, int threads) {
+    const auto wv = view_of(w, code, "w");
+    const float* gp = f32_or_null(g, code, "g");
+    const float* ap = f32_or_null(anchor, code, "anchor");
+    const float* lp = f32_or_null(lin, code, "lin");
+    MaybeRelease nogil(wv.count);
+    fastfl::local_step(static_cast<float*>(wv.data), gp, ap, lp, wv.count, static_cast<float>(lr),
+                       static_cast<float>(mu), threads);
+}
+
+void optim_control_update(const py::handle& state, const py::handle& x, const py::handle& y,
+                          const py::handle& shift, const py::handle& delta, int code, double scale, int threads) {
+    const auto sv = view_of(state, code, "state");
+    const float* xp = f32_or_null(x, code, "x");
+    const float* yp = f32_or_null(y, code, "y");
+    const float* sp = f32_or_null(shift, code, "shift");
+    float* dp = f32_or_null(delta, code, "delta");
+    MaybeRelease nogil(sv.count);
+    fastfl::control_update(static_cast<float*>(sv.data), xp, yp, sp, dp, sv.count, static_cast<float>(scale),
+                           threads);
+}
+
+void optim_server_step(const py::handle& x, const py::handle& d, const py::handle& m, const py::handle& v, int code,
+                       int kind, double lr, double beta1, double beta2, double tau, int threads) {
+    const auto xv = view_of(x, code, "x");
+    const float* dp = f32_or_null(d, code, "delta");
+    float* mp = f32_or_null(m, code, "m");
+    float* vp = f32_or_null(v, code, "v");
+    MaybeRelease nogil(xv.count);
+    fastfl::server_step(static_cast<float*>(xv.data), dp, mp, vp, xv.count, kind, static_cast<float>(lr),
+                        static_cast<float>(beta1), static_cast<float>(beta2), static_cast<float>(tau), threads);
+}
+
+}  // namespace
+
+void bind_optim(py::module_& m) {
+    m.def("optim_local_step", &optim_local_step, py::arg("w"), py::arg("g"), py::arg("anchor"), py::arg("lin"),
+          py::arg("code"), py::arg("lr"), py::arg("mu"), py::arg("threads"));
+    m.def("optim_control_update", &optim_control_update, py::arg("state"), py::arg("x"), py::arg("y"),
+          py::arg("shift"), py::arg("delta"), py::arg("code"), py::arg("scale"), py::arg("threads"));
+    m.def("optim_server_step", &optim_server_step, py::arg("x"), py::arg("delta"), py::arg("m"), py::arg("v"),
+          py::arg("code"), py::arg("kind"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("tau"),
+          py::arg("threads"));
 }

@@ -73,3 +73,42 @@ def set_pool_limit(bytes: int) -> int:
 
 def pooled_bytes() -> int:
     """Return the bytes the pool holds now (freed buffers waiting for reuse)."""
+
+def optim_local_step(
+    w: Tensor,
+    g: Tensor | None,
+    anchor: Tensor | None,
+    lin: Tensor | None,
+    code: int,
+    lr: float,
+    mu: float,
+    threads: int,
+) -> None:
+    """W -= lr * (g + mu * (w - anchor) + lin) in float32; a None term is dropped."""
+
+def optim_control_update(
+    state: Tensor,
+    x: Tensor | None,
+    y: Tensor | None,
+    shift: Tensor | None,
+    delta: Tensor | None,
+    code: int,
+    scale: float,
+    threads: int,
+) -> None:
+    """New = state - shift + scale * (x - y); delta (if given) = new - state; state = new."""
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor | None,
+    m: Tensor | None,
+    v: Tensor | None,
+    code: int,
+    kind: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    tau: float,
+    threads: int,
+) -> None:
+    """One server optimizer step of `kind` on the pseudo-gradient (fastfl/ops/optim.py has the formulas)."""

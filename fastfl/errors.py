@@ -73,3 +73,77 @@ class DatasetFileError(FastFLError, FileNotFoundError):
 
 class OptionalDependencyError(FastFLError, ImportError):
     """An optional package (torchvision, matplotlib, pandas) is needed but not installed."""
+
+
+# Packages.
+class PackageError(FastFLError, ValueError):
+    """A Package was given an invalid value (a bad metadata key, too many entries, ...)."""
+
+
+class PackageTypeError(FastFLError, TypeError):
+    """A Package was given content or metadata of an unsupported type."""
+
+
+class CodecError(FastFLError, ValueError):
+    """A wire codec is malformed, or its code or name clashes with a registered codec."""
+
+
+# Network set-up and ranks.
+class NetworkConfigError(FastFLError, ValueError):
+    """A network setting (address, ranks, world size, wire, timeout, limits) is missing or out of range."""
+
+
+class InvalidRankError(FastFLError, ValueError):
+    """A rank passed to a send or receive is outside the world, or is this process's own rank."""
+
+
+# Dtypes (shared by the wire format and the kernels).
+class DtypeError(FastFLError, TypeError):
+    """A torch dtype has no fastfl dtype code (complex, float8, wide unsigned integers)."""
+
+
+class DtypeCodeError(FastFLError, ValueError):
+    """A dtype code is not one of fastfl's (0..9)."""
+
+
+# Data and metrics helpers.
+class EmptyDataError(FastFLError, ValueError):
+    """Data that must hold samples is empty (a test loader, a partition's targets)."""
+
+
+class InvalidCountError(FastFLError, ValueError):
+    """A count of items or samples is negative."""
+
+
+# FL roles and the launcher.
+class RoleConfigError(FastFLError, ValueError):
+    """A manager, handler or trainer got an invalid setting (a ratio, a round count, a strategy, a mode)."""
+
+
+class RoleTypeError(FastFLError, TypeError):
+    """A manager, handler, trainer or coordinator got an argument of the wrong type."""
+
+
+class LaunchError(FastFLError, ValueError):
+    """The launcher got an invalid command list or setting."""
+
+
+class PeerLostError(CommunicationError):
+    """A peer's connection closed (its process exited or crashed); `rank` names that peer."""
+
+    def __init__(self, rank: int, message: str | None = None) -> None:
+        self.rank = rank
+        super().__init__(
+            message or f"the connection to rank {rank} was closed (that process exited or crashed)"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return type(self), (self.rank, str(self))
+
+
+class RunMismatchError(CommunicationError):
+    """A process tried to join another run: a different run identity or world size, or a rank taken twice."""
+
+
+class UnknownAlgorithmError(FastFLError, ValueError):
+    """An algorithm name that `fastfl.contrib.algorithm` does not know (the message lists the known ones)."""

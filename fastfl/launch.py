@@ -4,7 +4,10 @@
 
 runs ``python examples/cross_process.py --rounds 3 --rank R --world-size 3 --port P`` for
 R = 0..2 with one free port P. Each process gets its own process group, so stopping the run
-also stops the processes they started (for example a Scheduler's connectors).
+also stops the processes they started (for example a Scheduler's connectors). Ctrl-C, SIGTERM
+and SIGHUP (what `kill`, `timeout`, systemd, Slurm and CI send) stop every process the same way,
+and the launcher exits with 128 + the signal's number. Every run gets its own identity in
+FASTFL_RUN_ID (unless one is set), so its processes never join another run on the same port.
 """
 
 from __future__ import annotations
@@ -16,10 +19,40 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 
-__all__ = ["free_port", "launch", "main"]
+__all__ = ["STOP_SIGNALS", "free_port", "launch", "main"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stopped(Exception):
+    """A stop signal arrived; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals(handler: object) -> Iterator[None]:
+    """Install `handler` for the stop signals (main thread only), restoring the old ones after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def free_port() -> int:
@@ -68,37 +101,48 @@ def launch(
 
     Returns:
         0 when every process exited with 0; otherwise the first non-zero exit code (124 for a
-        timeout, 130 for Ctrl-C).
+        timeout, 128 + the signal's number for Ctrl-C (130), SIGTERM (143) or SIGHUP (129)).
     """
     if not commands:
         raise ValueError("commands is empty; give at least one process to start")
-    procs = [subprocess.Popen(list(cmd), env=env, start_new_session=True) for cmd in commands]
-    end = float("inf") if timeout is None else time.monotonic() + timeout
+    procs: list[subprocess.Popen] = []
     status = 0
-    try:
-        while [p.poll() for p in procs].count(None):  # poll every process, not just the first
-            failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)]
-            if failed and status == 0:
-                status = failed[0][1] if failed[0][1] > 0 else 1
-                print(f"fastfl.launch: process {failed[0][0]} exited with {failed[0][1]}", file=sys.stderr)
-                if fail_fast:
-                    break
-            if time.monotonic() > end:
-                print(f"fastfl.launch: timeout after {timeout:g} s; stopping all processes", file=sys.stderr)
-                status = 124
-                break
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        print("fastfl.launch: interrupted; stopping all processes", file=sys.stderr)
-        status = 130
-    finally:
-        _stop(procs, grace)
+    with _stop_signals(_raise_stopped):
+        try:
+            procs.extend(subprocess.Popen(list(cmd), env=env, start_new_session=True) for cmd in commands)
+            status = _supervise(procs, timeout, fail_fast)
+        except (_Stopped, KeyboardInterrupt) as stop:
+            signum = stop.signum if isinstance(stop, _Stopped) else signal.SIGINT
+            name = signal.Signals(signum).name
+            print(f"fastfl.launch: interrupted by {name}; stopping all processes", file=sys.stderr)
+            status = 128 + signum
+        finally:
+            with _stop_signals(signal.SIG_IGN):  # a second signal must not cut the clean-up short
+                _stop(procs, grace)
     if status == 0:
         codes = [p.returncode for p in procs]
         bad = [(i, c) for i, c in enumerate(codes) if c != 0]
         if bad:
             print(f"fastfl.launch: process {bad[0][0]} exited with {bad[0][1]}", file=sys.stderr)
             status = bad[0][1] if bad[0][1] > 0 else 1
+    return status
+
+
+def _supervise(procs: Sequence[subprocess.Popen], timeout: float | None, fail_fast: bool) -> int:
+    """Wait for the processes; return 0, the first failure's exit code, or 124 on timeout."""
+    end = float("inf") if timeout is None else time.monotonic() + timeout
+    status = 0
+    while [p.poll() for p in procs].count(None):  # poll every process, not just the first
+        failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)]
+        if failed and status == 0:
+            status = failed[0][1] if failed[0][1] > 0 else 1
+            print(f"fastfl.launch: process {failed[0][0]} exited with {failed[0][1]}", file=sys.stderr)
+            if fail_fast:
+                return status
+        if time.monotonic() > end:
+            print(f"fastfl.launch: timeout after {timeout:g} s; stopping all processes", file=sys.stderr)
+            return 124
+        time.sleep(0.05)
     return status
 
 
@@ -118,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = [
         [sys.executable, opts.script, *opts.args, "--rank", str(r), *world] for r in range(opts.nprocs)
     ]
-    return launch(commands, timeout=opts.timeout)
+    env = dict(os.environ)
+    env.setdefault("FASTFL_RUN_ID", uuid.uuid4().hex)
+    return launch(commands, timeout=opts.timeout, env=env)
 
 
 if __name__ == "__main__":

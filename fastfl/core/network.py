@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from fastfl.core import _peers, _rendezvous
 from fastfl.core.communicator import transport
 from fastfl.core.communicator.package import Package
 from fastfl.core.communicator.processor import PackageProcessor, Received
@@ -26,7 +28,7 @@ from fastfl.core.communicator.wire import DEFAULT_MAX_MESSAGE_BYTES, ITEMSIZE
 from fastfl.errors import CommunicationError, FastFLError
 from fastfl.utils.message_code import MessageCode
 
-__all__ = ["DistNetwork", "NetworkConfigError", "type2byte"]
+__all__ = ["DistNetwork", "Message", "NetworkConfigError", "type2byte"]
 
 _LOG = logging.getLogger("fastfl.network")
 ENV_KEYS = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
@@ -36,6 +38,22 @@ type2byte: dict[torch.dtype, int] = dict(ITEMSIZE)
 
 class NetworkConfigError(FastFLError, ValueError):
     """A DistNetwork argument or environment variable is missing or out of range."""
+
+
+class Message(NamedTuple):
+    """One received package: FedLab's triple plus the package's metadata.
+
+    Attributes:
+        sender: the rank it came from.
+        message_code: its MessageCode.
+        content: its tensors, or None when it held none.
+        meta: the sender's `Package.meta` (empty when none was set, or in FedLab's wire format).
+    """
+
+    sender: int
+    message_code: MessageCode
+    content: list[Tensor] | None
+    meta: dict[str, int | float]
 
 
 class DistNetwork:
@@ -52,6 +70,9 @@ class DistNetwork:
         wire_dtype: torch.float16 or torch.bfloat16 to send floating tensors narrowed; the
             receiver gets them back in their own dtype.
         max_message_bytes: the largest package body accepted from a peer.
+        run_id: this run's identity, checked at the rendezvous so that a process never joins
+            another run; None reads FASTFL_RUN_ID (the launcher sets it), and when that is unset
+            too, rank 0 makes one up and the other ranks accept it.
     """
 
     def __init__(
@@ -66,6 +87,7 @@ class DistNetwork:
         wire: str = "fastfl",
         wire_dtype: torch.dtype | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        run_id: str | None = None,
     ) -> None:
         if address is None or world_size is None or rank is None:
             address, world_size, rank = _from_env(address, world_size, rank)
@@ -79,8 +101,10 @@ class DistNetwork:
         self.processor = PackageProcessor(wire=wire, timeout=timeout, max_message_bytes=max_message_bytes)
         Package(wire_dtype=wire_dtype)  # validates wire_dtype now rather than at the first send
         self.wire_dtype = wire_dtype
+        self.run_id = _run_id(run_id)
         self.send_volume_intotal = 0
         self.recv_volume_intotal = 0
+        self.farewells: set[int] = set()  # ranks sent an Exit or that sent one: their leaving is expected
 
     @property
     def timeout(self) -> float:
@@ -88,7 +112,14 @@ class DistNetwork:
         return self.processor.timeout
 
     def init_network_connection(self) -> None:
-        """Join the process group; blocks until all `world_size` processes joined (or the timeout)."""
+        """Join the process group; blocks until all `world_size` processes joined (or the timeout).
+
+        Raises:
+            CommunicationTimeout: the rendezvous did not complete within the timeout (also when
+                something that is not a fastfl run listens on the port).
+            RunMismatchError: the rendezvous belongs to another run (see `run_id`).
+            CommunicationError: joining failed otherwise.
+        """
         _LOG.info(str(self))
         if dist.is_initialized():
             raise CommunicationError(
@@ -99,16 +130,19 @@ class DistNetwork:
         if self.dist_backend == "nccl" and "LOCAL_RANK" in os.environ:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         ip, port = self.address
+        store = None  # mpi's own launcher does the rendezvous
+        if self.dist_backend != "mpi":
+            store = _rendezvous.join(ip, port, self.world_size, self.rank, self.timeout, self.run_id)
         try:
             dist.init_process_group(
                 backend=self.dist_backend,
-                init_method=f"tcp://{ip}:{port}",
+                store=store,
                 rank=self.rank,
                 world_size=self.world_size,
                 timeout=timedelta(seconds=self.timeout),
             )
         except (RuntimeError, ValueError) as err:
-            raise CommunicationError(f"could not join the process group at {ip}:{port}: {err}") from err
+            raise _rendezvous.join_error(err, store, f"{ip}:{port}", self.world_size, self.timeout) from err
 
     def close_network_connection(self) -> None:
         """Log the traffic totals and leave the process group (if this process is in one)."""
@@ -118,6 +152,7 @@ class DistNetwork:
             self.recv_volume_intotal,
         )
         if dist.is_initialized():
+            _peers.release()  # wakes this process's watch and receive threads before the group goes
             transport.forget_group()
             dist.destroy_process_group()
 
@@ -127,12 +162,20 @@ class DistNetwork:
         message_code: MessageCode | int | None = None,
         dst: int = 0,
         count: bool = True,
+        *,
+        meta: Mapping[str, int | float] | None = None,
     ) -> None:
-        """Pack `content` and send it with `message_code` to rank `dst`."""
-        self.send_package(Package(message_code, content, wire_dtype=self.wire_dtype), dst, count=count)
+        """Pack `content` and send it with `message_code` to rank `dst`.
+
+        `meta` (a few named numbers) travels in fastfl's wire format beside the content; the
+        receiver reads it with `recv_message`, FedLab-style `recv` never shows it.
+        """
+        self.send_package(_package(message_code, content, self.wire_dtype, meta), dst, count=count)
 
     def send_package(self, package: Package, dst: int = 0, count: bool = True) -> None:
         """Send an already built package (build once, send to many)."""
+        if package.message_code == MessageCode.Exit.value:
+            self.farewells.add(dst)  # before sending: the peer may close as soon as it has it
         self.processor.send_package(package, dst)
         if count:
             self.send_volume_intotal += package.nbytes
@@ -147,15 +190,45 @@ class DistNetwork:
             )
 
     def recv(self, src: int | None = None, count: bool = True) -> Received:
-        """Receive one package from `src` (None: any rank); return (sender, message_code, content)."""
-        (sender, code, content), nbytes = self.processor.recv_counted(src)
+        """Receive one package from `src` (None: any rank); return (sender, message_code, content).
+
+        Raises:
+            PeerLostError: `src` is a rank whose connection closed (its process exited or died).
+            CommunicationError: the wait ran past the timeout, or the network failed.
+        """
+        sender, code, content, _ = self.recv_message(src, count)
+        return sender, code, content
+
+    def recv_message(self, src: int | None = None, count: bool = True) -> Message:
+        """Like `recv`, and also return the package's metadata: a `Message`."""
+        message, nbytes = _receive(self.processor, src)
         if count:
             self.recv_volume_intotal += nbytes
+        if message.message_code == MessageCode.Exit:
+            self.farewells.add(message.sender)
         if _LOG.isEnabledFor(logging.DEBUG):
             _LOG.debug(
-                "rank %d received package from %d, message code %s, %d bytes", self.rank, sender, code, nbytes
+                "rank %d received package from %d, message code %s, %d bytes",
+                self.rank,
+                message.sender,
+                message.message_code,
+                nbytes,
             )
-        return sender, code, content
+        return message
+
+    def watch_peers(self, on_lost: Callable[[int, str], None], ranks: Sequence[int] | None = None) -> int:
+        """Call `on_lost(rank, reason)` (from a daemon thread) when a peer's connection closes.
+
+        A closed connection is an event gloo reports within milliseconds of the peer's exit or
+        death; this is how a server blocked in an any-source receive learns of a dead client.
+        Watched over gloo only. Returns how many peers are watched.
+
+        Args:
+            on_lost: the callback; it runs once per lost rank, on that rank's watch thread.
+            ranks: the peers to watch (None: every other rank).
+        """
+        transport.check_usable()
+        return len(_peers.watch(self._peers(ranks, "ranks"), on_lost))
 
     def broadcast_send(
         self,
@@ -188,6 +261,23 @@ class DistNetwork:
         )
 
 
+def _package(code: MessageCode | int | None, content: Any, wire_dtype: Any, meta: Any) -> Package:
+    """A Package, with `meta` when one is given (the keyword exists once package metadata has landed)."""
+    if not meta:
+        return Package(code, content, wire_dtype=wire_dtype)
+    return Package(code, content, wire_dtype=wire_dtype, meta=meta)
+
+
+def _receive(processor: PackageProcessor, src: int | None) -> tuple[Message, int]:
+    """Receive one package as a Message, with its bytes as they travelled."""
+    receive = getattr(processor, "receive", None)
+    if receive is None:  # a processor without metadata support
+        (sender, code, content), nbytes = processor.recv_counted(src)
+        return Message(sender, code, content, {}), nbytes
+    got = receive(src)
+    return Message(got.sender, got.message_code, got.content, got.meta), got.nbytes
+
+
 def _from_env(
     address: tuple[str, int | str] | None, world_size: int | None, rank: int | None
 ) -> tuple[tuple[str, int | str], int, int]:
@@ -210,6 +300,15 @@ def _from_env(
         address = (env["MASTER_ADDR"], env["MASTER_PORT"])
     world = int(env["WORLD_SIZE"]) if world_size is None else world_size
     return address, world, int(env["RANK"]) if rank is None else rank
+
+
+def _run_id(run_id: object) -> str | None:
+    """The run identity: the argument, else $FASTFL_RUN_ID, else None (rank 0 makes one up)."""
+    if run_id is None:
+        run_id = os.environ.get(_rendezvous.RUN_ID_ENV) or None
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip() or "|" in run_id):
+        raise NetworkConfigError(f"run_id must be a non-empty string without '|', got {run_id!r}")
+    return run_id
 
 
 def _port(port: int | str) -> int:

@@ -146,3 +146,45 @@ _pool_limit_from_env()
 def set_pool_limit(nbytes: int) -> int:
     """Set the most bytes of freed large buffers kept for reuse; return the previous limit."""
     return int(_C.set_pool_limit(nbytes))
+
+
+# Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
+_OPTIM = ("optim_local_step", "optim_control_update", "optim_server_step")
+
+
+def _optim_fn(name: str):
+    fn = getattr(_C, name, None)
+    if fn is None:
+        raise KernelArgumentError(
+            f"fastfl._C has no {name} (a build older than fastfl.ops.optim); {_REBUILD}"
+        )
+    return fn
+
+
+def optim_local_step(
+    w: Tensor, g: Tensor, anchor: Tensor | None, lin: Tensor | None, lr: float, mu: float
+) -> None:
+    """Compute w -= lr * (g + mu * (w - anchor) + lin); anchor is None when mu is 0."""
+    _optim_fn(_OPTIM[0])(w, g, anchor, lin, CODES[torch.float32], lr, mu, threads())
+
+
+def optim_control_update(
+    state: Tensor, x: Tensor, y: Tensor, shift: Tensor | None, delta: Tensor | None, scale: float
+) -> None:
+    """Compute state <- state - shift + scale * (x - y); delta <- new - old when given."""
+    _optim_fn(_OPTIM[1])(state, x, y, shift, delta, CODES[torch.float32], scale, threads())
+
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor,
+    m: Tensor,
+    v: Tensor | None,
+    kind: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    tau: float,
+) -> None:
+    """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
+    _optim_fn(_OPTIM[2])(x, delta, m, v, CODES[torch.float32], kind, lr, b1, b2, tau, threads())

@@ -140,3 +140,61 @@ def set_pool_limit(nbytes: int) -> int:
     """This backend keeps no pool: nothing to limit; return 0."""
     del nbytes
     return 0
+
+
+# Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
+
+
+def _addr(t: Tensor | None) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def optim_local_step(
+    w: Tensor, g: Tensor, anchor: Tensor | None, lin: Tensor | None, lr: float, mu: float
+) -> None:
+    """Compute w -= lr * (g + mu * (w - anchor) + lin); anchor is None when mu is 0."""
+    from fastfl.ops import _numba_optim as ko
+
+    n = w.numel()
+    jit.run(
+        ko.local_step, n, 3 * n, w.data_ptr(), g.data_ptr(), _addr(anchor), _addr(lin), float(lr), float(mu)
+    )
+
+
+def optim_control_update(
+    state: Tensor, x: Tensor, y: Tensor, shift: Tensor | None, delta: Tensor | None, scale: float
+) -> None:
+    """Compute state <- state - shift + scale * (x - y); delta <- new - old when given."""
+    from fastfl.ops import _numba_optim as ko
+
+    n = state.numel()
+    args = (state.data_ptr(), x.data_ptr(), y.data_ptr(), _addr(shift), _addr(delta), float(scale))
+    jit.run(ko.control_update, n, 4 * n, *args)
+
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor,
+    m: Tensor,
+    v: Tensor | None,
+    kind: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    tau: float,
+) -> None:
+    """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
+    from fastfl.ops import _numba_optim as ko
+
+    n = x.numel()
+    args = (
+        x.data_ptr(),
+        delta.data_ptr(),
+        m.data_ptr(),
+        _addr(v),
+        int(kind),
+        float(lr),
+        float(b1),
+        float(b2),
+    )
+    jit.run(ko.server_step, n, 4 * n, *args, float(tau))

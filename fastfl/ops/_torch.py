@@ -68,3 +68,60 @@ def set_pool_limit(nbytes: int) -> int:
     """This backend keeps no pool: nothing to limit; return 0."""
     del nbytes
     return 0
+
+
+# Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
+
+
+def optim_local_step(
+    w: Tensor, g: Tensor, anchor: Tensor | None, lin: Tensor | None, lr: float, mu: float
+) -> None:
+    """Compute w -= lr * (g + mu * (w - anchor) + lin); anchor is None when mu is 0."""
+    step = g.view(-1).clone()
+    if anchor is not None:
+        step.add_(w.view(-1) - anchor.view(-1), alpha=mu)
+    if lin is not None:
+        step.add_(lin.view(-1))
+    w.view(-1).sub_(step, alpha=lr)
+
+
+def optim_control_update(
+    state: Tensor, x: Tensor, y: Tensor, shift: Tensor | None, delta: Tensor | None, scale: float
+) -> None:
+    """Compute state <- state - shift + scale * (x - y); delta <- new - old when given."""
+    change = (x.view(-1) - y.view(-1)).mul_(scale)
+    if shift is not None:
+        change.sub_(shift.view(-1))
+    new = state.view(-1) + change
+    if delta is not None:
+        delta.view(-1).copy_(new - state.view(-1))
+    state.view(-1).copy_(new)
+
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor,
+    m: Tensor,
+    v: Tensor | None,
+    kind: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    tau: float,
+) -> None:
+    """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
+    d, mf = delta.view(-1), m.view(-1)
+    if kind == 0:
+        mf.mul_(b1).add_(d)
+        x.view(-1).add_(mf, alpha=lr)
+        return
+    assert v is not None
+    vf, d2 = v.view(-1), d * d
+    mf.mul_(b1).add_(d, alpha=1.0 - b1)
+    if kind == 1:
+        vf.mul_(b2).add_(d2, alpha=1.0 - b2)
+    elif kind == 2:
+        vf.sub_(d2 * torch.sign(vf - d2), alpha=1.0 - b2)
+    else:
+        vf.add_(d2)
+    x.view(-1).add_(mf / (vf.sqrt() + tau), alpha=lr)

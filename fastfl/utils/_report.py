@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fastfl.errors import KernelArgumentError
+from fastfl.errors import EmptyDataError
 
 __all__ = ["partition_report"]
 
@@ -58,7 +58,7 @@ def partition_report(
         data_indices = dict(enumerate(data_indices))
     if not class_num:
         if labels.size == 0:
-            raise KernelArgumentError("targets is empty; pass class_num or non-empty targets")
+            raise EmptyDataError("targets is empty; pass class_num or non-empty targets")
         class_num = int(labels.max()) + 1
     lines = _report_lines(labels, data_indices, int(class_num))
     if verbose:

@@ -22,6 +22,7 @@ from fastfl.core.communicator.package import (
 )
 from fastfl.core.communicator.processor import PackageProcessor
 from fastfl.dtypes import TORCH_DTYPES, DType, code_of, torch_dtype
+from fastfl.errors import DtypeCodeError, DtypeError
 
 __all__ = [
     "BFLOAT16",
@@ -65,10 +66,24 @@ supported_torch_dtypes: list[torch.dtype] = [TORCH_DTYPES[c] for c in DType]
 
 
 def dtype_torch2flab(torch_type: torch.dtype) -> int:
-    """Return the dtype code of a torch dtype (TypeError for dtypes without a code)."""
-    return int(code_of(torch_type))
+    """Return the dtype code of a torch dtype.
+
+    Raises:
+        DtypeError: (a TypeError) the dtype has no code; FedLab raised ValueError from `list.index`.
+    """
+    try:
+        return int(code_of(torch_type))
+    except TypeError as err:
+        raise DtypeError(str(err)) from None
 
 
 def dtype_flab2torch(fedlab_type: int) -> torch.dtype:
-    """Return the torch dtype of a code (ValueError for unknown codes, negative ones included)."""
-    return torch_dtype(fedlab_type)
+    """Return the torch dtype of a code.
+
+    Raises:
+        DtypeCodeError: (a ValueError) an unknown code, negative ones included (FedLab wraps -1 to float64).
+    """
+    try:
+        return torch_dtype(fedlab_type)
+    except ValueError as err:
+        raise DtypeCodeError(str(err)) from None

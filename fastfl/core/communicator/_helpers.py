@@ -7,8 +7,9 @@ import torch
 from torch import Tensor
 
 from fastfl.core.communicator import wire
+from fastfl.core.communicator.codecs import EncodedTensor, get_codec
 from fastfl.dtypes import code_of
-from fastfl.errors import KernelTypeError, WireFormatError
+from fastfl.errors import PackageError, PackageTypeError, WireFormatError
 from fastfl.utils.message_code import MessageCode
 
 HEAD_ROOM = wire.HEADER_BYTES
@@ -23,7 +24,7 @@ def message_code_value(message_code: MessageCode | int | None) -> int:
         return int(message_code.value)
     if isinstance(message_code, int) and not isinstance(message_code, bool):
         return message_code
-    raise KernelTypeError(
+    raise PackageTypeError(
         f"message_code can only be MessageCode or integer, not {type(message_code).__name__}"
     )
 
@@ -72,13 +73,45 @@ def as_bytes(raw: bytes) -> Tensor:
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
 
 
-def checked(t: object, i: int) -> Tensor:
+def checked(t: object, i: int) -> Tensor | EncodedTensor:
+    """Return content item `i` ready to pack: a contiguous tensor of a supported dtype, or a checked EncodedTensor.
+
+    Raises:
+        PackageTypeError: not a tensor, or a dtype without a code.
+        PackageError: an EncodedTensor with an unknown codec, a bad shape or a blob that is not 1-D uint8.
+    """
+    if isinstance(t, EncodedTensor):
+        return _checked_encoded(t, i)
     if not isinstance(t, Tensor):
-        raise KernelTypeError(
+        raise PackageTypeError(
             f"Invalid content type, expecting torch.Tensor but get {type(t).__name__} (item {i})"
         )
     try:
         code_of(t.dtype)
     except TypeError as err:
-        raise KernelTypeError(f"content[{i}]: {err}") from None
+        raise PackageTypeError(f"content[{i}]: {err}") from None
     return t if t.is_contiguous() else t.contiguous()
+
+
+def _checked_encoded(t: EncodedTensor, i: int) -> EncodedTensor:
+    try:
+        get_codec(t.codec)
+    except WireFormatError as err:
+        raise PackageError(f"content[{i}]: {err}") from None
+    shape = tuple(t.shape) if isinstance(t.shape, tuple | list | torch.Size) else None
+    if (
+        shape is None
+        or len(shape) > wire.MAX_NDIM
+        or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape)
+    ):
+        raise PackageError(
+            f"content[{i}]: EncodedTensor shape must be a tuple of non-negative ints, got {t.shape!r}"
+        )
+    try:
+        code_of(t.dtype)
+    except TypeError as err:
+        raise PackageTypeError(f"content[{i}]: {err}") from None
+    blob = t.blob
+    if not isinstance(blob, Tensor) or blob.dtype != torch.uint8 or blob.dim() != 1:
+        raise PackageError(f"content[{i}]: EncodedTensor blob must be a 1-D uint8 tensor")
+    return EncodedTensor(t.codec, shape, t.dtype, blob if blob.is_contiguous() else blob.contiguous())

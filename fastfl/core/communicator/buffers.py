@@ -1,37 +1,33 @@
-"""Byte buffers for packages: allocation with huge pages, and reuse of buffers nobody references.
+"""Byte buffers for packages: allocation with huge pages, and reuse of memory nothing uses any more.
 
-Received tensors are views into their body buffer, and a package's tensors are views into its
-buffer, so a buffer can only be reused once every such view is gone. Reusing it then avoids the
-page faults of a fresh allocation, which cost as much as the copy or the transfer itself for
-large packages. Whether anything still references a buffer is read from its storage's use count;
-where torch does not expose it, nothing is reused.
+The reuse rule, in one place (`HostBlock`): a block of CPU memory is handed out only as torch
+tensors made by `HostBlock.hand_out`, which keeps a weak reference to each such tensor's storage
+(`torch.multiprocessing.reductions.StorageWeakRef`, the class torch's own multiprocessing uses to
+track storages). Everything that can reach the bytes through a tensor holds its storage: the tensor
+itself, its slices, reshapes and dtype views, its `untyped_storage()`, its `.numpy()` arrays (which
+hold the tensor) and memoryviews of those. So when every weak reference has expired, nothing but
+the block can reach the memory, and the next package may overwrite it. Copies (`clone`, casts)
+own their memory and do not hold the block. Memory reached otherwise (a raw `data_ptr()`) is the
+caller's risk, as with any torch buffer.
+
+Blocks are used three ways: received small packages land in a ring of 8 KiB frames
+(`FrameRing`), received large bodies in the last two body buffers (`BodyBuffers`), and a
+collected `Package` gives its buffer to a bounded pool (`BufferPool`) for the next package of a
+similar size. Reusing memory saves the page faults of a fresh allocation, which cost as much as
+the copy or the transfer itself for large packages. Only CPU memory is reused.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.multiprocessing.reductions import StorageWeakRef
 
 HUGE_ALLOC = 1 << 21
 MIN_REUSE = 1 << 16
-
-_use_count = getattr(torch._C, "_storage_Use_Count", None)
-
-
-def _count(t: Tensor) -> int:
-    return int(_use_count(t.untyped_storage()._cdata))
-
-
-_BASELINE = _count(torch.empty(1)) if _use_count is not None else None
-
-
-def unreferenced(t: Tensor) -> bool:
-    """True when `t` is the only tensor using its storage (so its bytes may be overwritten)."""
-    return _BASELINE is not None and _count(t) == _BASELINE
 
 
 def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
@@ -41,8 +37,73 @@ def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
     return torch.empty(nbytes, dtype=torch.uint8, device=device)
 
 
+class HostBlock:
+    """CPU bytes handed out as tensors, free for reuse once no tensor made from them is alive.
+
+    Args:
+        nbytes: the block's size.
+        zeroed: start with zero bytes (calloc: cheaper than writing zeros).
+
+    Attributes:
+        mem: the block's memory (a numpy uint8 array; never hand it out directly).
+        whole: a uint8 tensor over all of `mem`, for this module's owners to receive or copy
+            into; it is not watched, so never let it (or a view of it) escape.
+    """
+
+    __slots__ = ("_refs", "mem", "whole")
+
+    def __init__(self, nbytes: int, *, zeroed: bool = False) -> None:
+        self.mem = np.zeros(nbytes, np.uint8) if zeroed else np.empty(nbytes, np.uint8)
+        self.whole = torch.from_numpy(self.mem)
+        self._refs: list[StorageWeakRef] = []
+
+    @property
+    def nbytes(self) -> int:
+        """The block's size in bytes."""
+        return self.mem.nbytes
+
+    def hand_out(self, t: Tensor) -> Tensor:
+        """Watch a tensor made from `mem` (not from `whole`) that is about to leave; return it."""
+        self._refs.append(StorageWeakRef(t.untyped_storage()))
+        return t
+
+    def tensor(self, nbytes: int | None = None) -> Tensor:
+        """A new watched uint8 tensor over the first `nbytes` bytes (all of them by default)."""
+        mem = self.mem if nbytes is None else self.mem[:nbytes]
+        return self.hand_out(torch.from_numpy(mem))
+
+    def free(self) -> bool:
+        """True when no tensor handed out (nor anything made from one) is alive."""
+        if self._refs:
+            self._refs = [r for r in self._refs if not r.expired()]
+        return not self._refs
+
+
+class FrameRing:
+    """Receive frames for small packages, reused once nothing received from them is alive.
+
+    Args:
+        nbytes: the frame size.
+        slots: how many frames to keep (0 allocates every time).
+    """
+
+    def __init__(self, nbytes: int, slots: int = 2) -> None:
+        self.nbytes = nbytes
+        self.slots = slots
+        self._frames: list[HostBlock] = []
+
+    def take(self) -> HostBlock:
+        """Return a free frame, allocating one if none is."""
+        for block in self._frames:
+            if block.free():
+                return block
+        block = HostBlock(self.nbytes)
+        self._frames = [block, *self._frames][: self.slots]
+        return block
+
+
 class BodyBuffers:
-    """Hand out receive buffers, reusing one of the last `slots` large ones that is free and big enough.
+    """Receive buffers for large bodies: one of the last `slots` that is free and big enough, or a new one.
 
     Two slots let a caller keep the tensors of one package while the next one arrives.
 
@@ -52,100 +113,62 @@ class BodyBuffers:
     """
 
     def __init__(self, reuse: bool = True, slots: int = 2) -> None:
-        self.reuse = reuse and _BASELINE is not None
+        self.reuse = reuse
         self.slots = slots
-        self._spares: list[Tensor] = []
+        self._spares: list[HostBlock] = []
 
-    def take(self, nbytes: int, device: torch.device) -> Tensor:
-        """Return a buffer of exactly `nbytes` bytes (a view of a spare one when possible)."""
+    def take(self, nbytes: int) -> HostBlock:
+        """Return a free block of at least `nbytes` bytes."""
         for spare in self._spares:
-            if spare.device == device and nbytes <= spare.numel() and unreferenced(spare):
-                return spare[:nbytes]
-        buf = empty_bytes(nbytes, device)
+            if nbytes <= spare.nbytes and spare.free():
+                return spare
+        block = HostBlock(nbytes)
         if self.reuse and nbytes >= MIN_REUSE:
-            self._spares = [buf, *self._spares][: self.slots]
-        return buf[:nbytes]  # a view, so that holding it counts as a use of the storage
-
-
-class FrameRing:
-    """Receive frames for small packages on the CPU, reused once nothing references them.
-
-    Inline tensors are numpy views of the frame's array, so the array's reference count tells
-    whether any of them (or anything derived from them) is still alive.
-
-    Args:
-        nbytes: the frame size.
-        slots: how many frames to keep.
-    """
-
-    def __init__(self, nbytes: int, slots: int = 2) -> None:
-        self.nbytes = nbytes
-        self.slots = slots
-        self._frames: list[tuple[np.ndarray, Tensor]] = []
-        self._baseline = self._free_count()
-
-    def _free_count(self) -> int:
-        probe = self._new()
-        self._frames.append(probe)
-        count = sys.getrefcount(probe[0])
-        self._frames.clear()
-        return count
-
-    def _new(self) -> tuple[np.ndarray, Tensor]:
-        host = np.empty(self.nbytes, np.uint8)
-        return host, torch.from_numpy(host)
-
-    def take(self) -> tuple[np.ndarray, Tensor]:
-        """Return a free frame (its numpy array and the tensor over it), allocating one if none is."""
-        for pair in self._frames:
-            if sys.getrefcount(pair[0]) == self._baseline:
-                return pair
-        pair = self._new()
-        self._frames = [pair, *self._frames][: self.slots]
-        return pair
+            self._spares = [block, *self._spares][: self.slots]
+        return block
 
 
 class BufferPool:
-    """Buffers of packages that were garbage-collected, for new packages of a similar size.
+    """Blocks of packages that were garbage-collected, for new packages of a similar size.
 
-    A buffer is handed out again only when nothing references it any more and it is at most
-    twice the size asked for. The pool holds at most `max_buffers` buffers and `max_bytes` bytes,
-    dropping the oldest first; `clear()` empties it.
+    A block is handed out again only when it is free and at most twice the size asked for. The
+    pool holds at most `max_buffers` blocks and `max_bytes` bytes, dropping the oldest first;
+    `clear()` empties it.
     """
 
     def __init__(self, max_buffers: int = 4, max_bytes: int = 1 << 29) -> None:
         self.max_buffers = max_buffers
         self.max_bytes = max_bytes
-        self._buffers: list[Tensor] = []
+        self._blocks: list[HostBlock] = []
         self._lock = threading.Lock()
 
-    def give(self, buf: Tensor) -> None:
-        """Offer a CPU buffer that its package no longer needs."""
-        if _BASELINE is None or buf.device.type != "cpu" or not MIN_REUSE <= buf.numel() <= self.max_bytes:
+    def give(self, block: HostBlock) -> None:
+        """Offer a block that its package no longer needs."""
+        if not MIN_REUSE <= block.nbytes <= self.max_bytes:
             return
         with self._lock:
-            self._buffers.append(buf)
-            while len(self._buffers) > self.max_buffers or self.nbytes > self.max_bytes:
-                self._buffers.pop(0)
+            self._blocks.append(block)
+            while len(self._blocks) > self.max_buffers or self.nbytes > self.max_bytes:
+                self._blocks.pop(0)
 
-    def take(self, nbytes: int) -> Tensor | None:
-        """Return a free CPU buffer of nbytes..2*nbytes bytes, or None."""
+    def take(self, nbytes: int) -> HostBlock | None:
+        """Return a free block of nbytes..2*nbytes bytes, or None."""
         with self._lock:
-            for i in range(len(self._buffers) - 1, -1, -1):
-                buf = self._buffers[i]
-                if nbytes <= buf.numel() <= 2 * nbytes and unreferenced(buf):
-                    return self._buffers.pop(i)
+            for i in range(len(self._blocks) - 1, -1, -1):
+                block = self._blocks[i]
+                if nbytes <= block.nbytes <= 2 * nbytes and block.free():
+                    return self._blocks.pop(i)
         return None
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the pool."""
-        return sum(b.numel() for b in self._buffers)
+        return sum(b.nbytes for b in self._blocks)
 
     def clear(self) -> None:
-        """Drop every pooled buffer."""
+        """Drop every pooled block."""
         with self._lock:
-            self._buffers.clear()
+            self._blocks.clear()
 
 
 PACKAGE_BUFFERS = BufferPool()

@@ -9,16 +9,15 @@ and shapes keep them. FedLab's public face is kept: `header`, `slices`, `content
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from fastfl import ops
-from fastfl.core.communicator import reader, wire
+from fastfl.core.communicator import fedlab_wire, reader, wire
 from fastfl.core.communicator._helpers import (
     DEFAULT_MESSAGE_CODE_VALUE,
     HEAD_ROOM,
@@ -30,9 +29,21 @@ from fastfl.core.communicator._helpers import (
     write_header,
     zero_frame,
 )
-from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, empty_bytes
+from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, HostBlock, empty_bytes
+from fastfl.core.communicator.codecs import EncodedTensor
+from fastfl.core.communicator.fedlab_wire import (
+    DEFAULT_RECEIVER_RANK,
+    DEFAULT_SLICE_SIZE,
+    HEADER_DATA_TYPE_IDX,
+    HEADER_MESSAGE_CODE_IDX,
+    HEADER_RECEIVER_RANK_IDX,
+    HEADER_SENDER_RANK_IDX,
+    HEADER_SIZE,
+    HEADER_SLICE_SIZE_IDX,
+)
+from fastfl.core.communicator.meta import MAX_META_BYTES, Meta, check_meta, encode_meta
 from fastfl.dtypes import FLOAT_DTYPES, HALF_DTYPES, code_of
-from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
+from fastfl.errors import DtypeError, PackageError, PackageTypeError
 from fastfl.utils.message_code import MessageCode
 
 __all__ = [
@@ -48,15 +59,7 @@ __all__ = [
     "Package",
     "to_message_code",
 ]
-
-HEADER_SENDER_RANK_IDX = 0
-HEADER_RECEIVER_RANK_IDX = 1
-HEADER_SLICE_SIZE_IDX = 2
-HEADER_MESSAGE_CODE_IDX = 3
-HEADER_DATA_TYPE_IDX = 4
-DEFAULT_RECEIVER_RANK = -1
-DEFAULT_SLICE_SIZE = 0
-HEADER_SIZE = 5
+_BYTE = torch.uint8
 
 
 class Package:
@@ -64,21 +67,26 @@ class Package:
 
     Args:
         message_code: a `MessageCode`, an int, or None (0).
-        content: a tensor, a list or tuple of tensors, or None.
+        content: a tensor, a list or tuple of tensors, or None. An `EncodedTensor` (codecs.py) may
+            stand for a tensor: its blob travels as it is, and the receiver decodes it.
         wire_dtype: torch.float16 or torch.bfloat16 to send floating tensors in that dtype (the
             receiver gets them back in their own dtype); None sends every tensor as it is.
+        meta: a few named numbers (`dict[str, int | float]`, short ASCII keys) that travel with the
+            package in fastfl's wire format and reach the receiver beside the content; FedLab-style
+            code never sees them, and FedLab's three-message format drops them. Kept in `meta`.
     """
 
     def __init__(
         self,
         message_code: MessageCode | int | None = None,
-        content: Tensor | Sequence[Tensor] | None = None,
+        content: Tensor | EncodedTensor | Sequence[Tensor | EncodedTensor] | None = None,
         *,
         wire_dtype: torch.dtype | None = None,
+        meta: Mapping[str, int | float] | None = None,
     ) -> None:
         code = message_code_value(message_code)
         if wire_dtype is not None and wire_dtype not in HALF_DTYPES:
-            raise KernelTypeError(
+            raise PackageTypeError(
                 f"wire_dtype must be None, torch.float16 or torch.bfloat16, got {wire_dtype}"
             )
         sender = dist.get_rank() if dist.is_available() and dist.is_initialized() else -1
@@ -87,35 +95,41 @@ class Package:
         self.slices: list[int] = []
         self.dtype: torch.dtype | None = None
         self.wire_dtype = wire_dtype
+        self.meta: Meta = check_meta(meta)
         self.send_lock = threading.Lock()
         self._clear()
         if content is None:
             return
-        if isinstance(content, Tensor):
+        if isinstance(content, Tensor | EncodedTensor):
             self.append_tensor(content)
         elif isinstance(content, list | tuple):
             self.append_tensor_list(content)
         else:
-            raise KernelTypeError(
+            raise PackageTypeError(
                 f"content must be a tensor, a list or tuple of tensors, or None; got {type(content).__name__}"
             )
 
     def _clear(self) -> None:
-        self._buf: Tensor | None = None  # [header room][payload][pad][table]
+        self._buf: Tensor | None = None  # [header room][payload][pad][table][metadata]
+        self._block: HostBlock | None = None  # the memory under _buf, when it may be pooled
         self._shapes: list[tuple[int, ...]] = []
         self._wire: list[torch.dtype] = []
         self._orig: list[torch.dtype] = []
         self._offsets: list[int] = []
+        self._sizes: list[int] = []  # bytes on the wire
+        self._codecs: list[int] = []  # 0 = raw
         self._end = 0
         self._dims = 0
         self._table: bytes | None = None
-        self._framed: tuple[int, ...] | None = None  # what the header in an inline frame says
+        self._meta_at: tuple[int, bytes] | None = None  # where the metadata section was written, and what
+        self._tail_end = 0  # where the last body written into the buffer ended
+        self._framed: tuple[object, ...] | None = None  # what the header in an inline frame says
 
     def __del__(self) -> None:
-        buf = getattr(self, "_buf", None)
+        block = getattr(self, "_block", None)
         pool = PACKAGE_BUFFERS  # None only while the interpreter shuts down
-        if buf is not None and pool is not None and buf.numel() > wire.FRAME_BYTES:
-            pool.give(buf)
+        if block is not None and pool is not None:
+            pool.give(block)
 
     @property
     def header(self) -> Tensor:
@@ -156,42 +170,56 @@ class Package:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of tensor data as sent on the wire (numel times wire item size, summed)."""
-        return sum(math.prod(s) * wire.ITEMSIZE[dt] for s, dt in zip(self._shapes, self._wire, strict=True))
+        """Bytes of tensor data as sent on the wire (numel times wire item size, blob sizes, summed)."""
+        return sum(self._sizes)
 
-    def append_tensor(self, tensor: Tensor) -> None:
-        """Copy one tensor into the package."""
-        if not isinstance(tensor, Tensor):
-            raise KernelTypeError(
+    @property
+    def has_codecs(self) -> bool:
+        """True when the package holds codec-encoded tensors (`EncodedTensor`)."""
+        return any(self._codecs)
+
+    def append_tensor(self, tensor: Tensor | EncodedTensor) -> None:
+        """Copy one tensor (or an encoded tensor's blob) into the package."""
+        if not isinstance(tensor, Tensor | EncodedTensor):
+            raise PackageTypeError(
                 f"Invalid content type, expecting torch.Tensor but get {type(tensor).__name__}"
             )
         self.append_tensor_list([tensor])
 
-    def append_tensor_list(self, tensor_list: Sequence[Tensor]) -> None:
-        """Copy tensors into the package in one pass over their bytes."""
+    def append_tensor_list(self, tensor_list: Sequence[Tensor | EncodedTensor]) -> None:
+        """Copy tensors (and encoded tensors' blobs) into the package in one pass over their bytes."""
         if not isinstance(tensor_list, list | tuple):
-            raise KernelTypeError(
+            raise PackageTypeError(
                 f"tensor_list must be a list or tuple of tensors, got {type(tensor_list).__name__}"
             )
-        srcs = [checked(t, i) for i, t in enumerate(tensor_list)]
-        if not srcs:
+        items = [checked(t, i) for i, t in enumerate(tensor_list)]
+        if not items:
             return
-        wire_dtypes = [self._wire_of(t.dtype) for t in srcs]
-        offsets, end = wire.layout(wire_dtypes, [t.numel() for t in srcs], self._end)
-        shapes = [tuple(t.shape) for t in srcs]
-        self._reserve(end, len(shapes), sum(len(s) for s in shapes), srcs[0].device)
-        self._zero_gaps(offsets, srcs, wire_dtypes)
+        srcs = [t.blob if isinstance(t, EncodedTensor) else t for t in items]
+        codecs = [t.codec if isinstance(t, EncodedTensor) else 0 for t in items]
+        wire_dtypes = [_BYTE if c else self._wire_of(t.dtype) for t, c in zip(srcs, codecs, strict=True)]
+        sizes = [t.numel() * wire.ITEMSIZE[dt] for t, dt in zip(srcs, wire_dtypes, strict=True)]
+        aligns = [
+            wire.BLOB_ALIGN if c else wire.ITEMSIZE[dt] for c, dt in zip(codecs, wire_dtypes, strict=True)
+        ]
+        offsets, end = wire.layout(aligns, sizes, self._end)
+        shapes = [tuple(t.shape) for t in items]
+        codec_table = any(codecs) or any(self._codecs)
+        self._reserve(end, len(shapes), sum(len(s) for s in shapes), srcs[0].device, codec_table)
+        self._zero_gaps(offsets, sizes)
         if self._buf.numel() == wire.FRAME_BYTES:
             copy_small(self._buf, srcs, offsets, wire_dtypes)
         else:
             ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=self._buf)
         self._shapes += shapes
         self._wire += wire_dtypes
-        self._orig += [t.dtype for t in srcs]
+        self._orig += [t.dtype for t in items]
         self._offsets += offsets
+        self._sizes += sizes
+        self._codecs += codecs
         self._end = end
         self._dims += sum(len(s) for s in shapes)
-        self._table = self._framed = None
+        self._table = self._meta_at = self._framed = None
         for t in srcs:
             self.slices += [t.numel(), t.dim(), *t.shape]
         self.set_header_field(HEADER_SLICE_SIZE_IDX, len(self.slices))
@@ -201,39 +229,48 @@ class Package:
     def _wire_of(self, dtype: torch.dtype) -> torch.dtype:
         return self.wire_dtype if self.wire_dtype is not None and dtype in FLOAT_DTYPES else dtype
 
-    def _reserve(self, end: int, count: int, dims: int, device: torch.device) -> None:
-        """Make the buffer hold `end` payload bytes plus the table, keeping what is packed so far."""
+    def _reserve(self, end: int, count: int, dims: int, device: torch.device, codecs: bool) -> None:
+        """Make the buffer hold `end` payload bytes plus the table and metadata, keeping the payload."""
         if self._buf is not None and self._buf.device != device:
-            raise KernelArgumentError(
-                f"tensors are on {device} but the package holds tensors on {self._buf.device}"
-            )
-        table = wire.table_bytes(len(self._shapes) + count, self._dims + dims)
-        need = HEAD_ROOM + wire.align(end, 8) + table
+            raise PackageError(f"tensors are on {device} but the package holds tensors on {self._buf.device}")
+        table = wire.table_bytes(len(self._shapes) + count, self._dims + dims, codecs)
+        meta_room = min(wire.align(2 + 42 * len(self.meta), 8), MAX_META_BYTES) if self.meta else 0
+        self._grow(HEAD_ROOM + wire.align(end, 8) + table + meta_room, device)
+
+    def _grow(self, need: int, device: torch.device) -> None:
+        """Make the buffer at least `need` bytes long, keeping the payload packed so far."""
         have = 0 if self._buf is None else self._buf.numel()
         if need <= have:
             return
         if self._buf is None and need <= wire.FRAME_BYTES:
             self._buf = zero_frame(device)
             return
-        size = max(need, have + have // 2) + wire.table_bytes(8, 32)
-        buf = PACKAGE_BUFFERS.take(size) if device.type == "cpu" else None
-        if buf is None:
+        size = max(need, have + have // 2) + wire.table_bytes(8, 32, True)
+        block = None
+        if device.type == "cpu":
+            block = PACKAGE_BUFFERS.take(size) or HostBlock(size)
+            buf = block.tensor()
+        else:
             buf = empty_bytes(size, device)
         if self._buf is not None and self._end:
             buf[HEAD_ROOM : HEAD_ROOM + self._end].copy_(self._buf[HEAD_ROOM : HEAD_ROOM + self._end])
-        self._buf = buf
+        if self._block is not None and PACKAGE_BUFFERS is not None:
+            PACKAGE_BUFFERS.give(self._block)  # free once the tensors viewing it are gone
+        self._buf, self._block = buf, block
+        self._table = self._meta_at = self._framed = None
+        self._tail_end = HEAD_ROOM + self._end
 
-    def _zero_gaps(self, offsets: list[int], srcs: list[Tensor], dtypes: list[torch.dtype]) -> None:
+    def _zero_gaps(self, offsets: list[int], sizes: list[int]) -> None:
         """Zero the alignment gaps before each new tensor (they may hold an earlier table)."""
         prev = self._end
-        for off, t, dt in zip(offsets, srcs, dtypes, strict=True):
+        for off, size in zip(offsets, sizes, strict=True):
             if off > prev:
                 self._buf[HEAD_ROOM + prev : HEAD_ROOM + off].zero_()
-            prev = off + t.numel() * wire.ITEMSIZE[dt]
+            prev = off + size
 
     @property
     def tensors(self) -> list[Tensor]:
-        """The packed tensors, as views of the package buffer in their wire dtypes."""
+        """The packed tensors, as views of the package buffer in their wire dtypes (encoded ones decoded)."""
         if not self._shapes:
             return []
         return reader.unpack(self.body(), self.wire_header(-1, -1), restore_dtypes=False)
@@ -245,7 +282,7 @@ class Package:
             return None
         if any(dt != self.dtype for dt in self._wire):
             kinds = ", ".join(sorted({str(dt) for dt in self._wire}))
-            raise KernelTypeError(
+            raise PackageTypeError(
                 f"this package holds tensors of dtypes {kinds}; content is defined for one dtype only. "
                 "Use package.tensors, or package.to(dtype) first"
             )
@@ -257,9 +294,17 @@ class Package:
         FedLab 1.2.1 changed only the `dtype` attribute (B1). On an empty package this does nothing.
 
         Raises:
-            TypeError: `dtype` is not one of the supported dtypes.
+            DtypeError: (a TypeError) `dtype` is not one of the supported dtypes.
+            PackageError: the package holds encoded tensors (decode them first).
         """
-        code_of(dtype)
+        try:
+            code_of(dtype)
+        except TypeError as err:
+            raise DtypeError(str(err)) from None
+        if self.has_codecs:
+            raise PackageError(
+                "package.to() cannot convert codec-encoded tensors; build the package from decoded ones"
+            )
         if any(w != dtype or o != dtype for w, o in zip(self._wire, self._orig, strict=True)):
             old, slices, wire_dtype = self.tensors, self.slices, self.wire_dtype
             self._clear()
@@ -270,78 +315,115 @@ class Package:
             self.dtype = dtype
         return self
 
-    def wire_header(self, sender: int, receiver: int) -> wire.Header:
-        """The fastfl header for sending this package from `sender` to `receiver`."""
-        table = wire.table_bytes(len(self._shapes), self._dims)
-        body = wire.align(self._end, 8) + table
+    def wire_header(self, sender: int, receiver: int, meta_bytes: int | None = None) -> wire.Header:
+        """The fastfl header for sending this package from `sender` to `receiver`.
+
+        `meta_bytes` is the size of the encoded metadata section when the caller has it.
+        """
+        if meta_bytes is None:
+            meta_bytes = len(self._meta_section())
+        codecs = self.has_codecs
+        table = wire.table_bytes(len(self._shapes), self._dims, codecs)
+        body = wire.align(self._end, 8) + table + meta_bytes
         inline = body <= wire.INLINE_CAPACITY
         return wire.Header(
-            self.message_code, sender, receiver, len(self._shapes), self._end, table, body, self._dims, inline
+            self.message_code,
+            sender,
+            receiver,
+            len(self._shapes),
+            self._end,
+            table,
+            body,
+            self._dims,
+            inline,
+            meta_bytes,
+            codecs,
         )
 
-    def body(self) -> Tensor:
-        """The wire body (payload, padding, table) as a view of the package buffer."""
-        if self._buf is None:
-            return torch.empty(0, dtype=torch.uint8)
-        return self._buf[HEAD_ROOM : self._write_table()]
+    def _meta_section(self) -> bytes:
+        """The metadata section for the current `meta` (checked again: the dict may have changed)."""
+        return encode_meta(check_meta(self.meta)) if self.meta else b""
 
-    def _write_table(self) -> int:
-        """Write the tensor table after the payload (once per content); return where the body ends."""
+    def body(self) -> Tensor:
+        """The wire body (payload, padding, table, metadata) as a view of the package buffer."""
+        section = self._meta_section()
+        if self._buf is None and not section:
+            return torch.empty(0, dtype=torch.uint8)
+        stop = self._write_tail(section)
+        return self._buf[HEAD_ROOM:stop]
+
+    def _write_tail(self, section: bytes) -> int:
+        """Write the tensor table and the metadata section after the payload; return where the body ends.
+
+        The table is written once per content and the section once per distinct metadata; bytes
+        left over from a longer earlier body are zeroed, so an inline frame stays canonical.
+        """
         start = HEAD_ROOM + wire.align(self._end, 8)
+        codecs = self.has_codecs
+        meta_at = start + wire.table_bytes(len(self._shapes), self._dims, codecs)
+        stop = meta_at + len(section)
+        if self._buf is None or self._buf.numel() < stop:
+            self._grow(stop, self._buf.device if self._buf is not None else torch.device("cpu"))
         if self._table is None:
             self._table = wire.encode_table(
                 [int(code_of(d)) for d in self._wire],
                 [int(code_of(d)) for d in self._orig],
                 self._shapes,
                 self._offsets,
+                self._codecs if codecs else None,
+                self._sizes if codecs else None,
             )
             self._buf[HEAD_ROOM + self._end : start].zero_()
             if self._table:
                 self._buf[start : start + len(self._table)].copy_(as_bytes(self._table))
-        return start + len(self._table)
+        if self._meta_at != (meta_at, section):
+            if section:
+                self._buf[meta_at:stop].copy_(as_bytes(section))
+            self._meta_at = (meta_at, section)
+        if self._tail_end > stop:
+            self._buf[stop : self._tail_end].zero_()
+        self._tail_end = stop
+        return stop
 
     def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:
         """The one or two buffers that carry this package (hold `send_lock` until they are sent).
 
         A body that fits in the 8 KiB frame is sent in place from the package buffer, header room
-        included, so a small package costs one transfer and no copy.
+        included, so a small package costs one transfer and no copy. The same package sent again
+        (to the same or another rank) reuses its packed bytes: only the header is rewritten.
         """
-        key = (sender, receiver, self.message_code, len(self._shapes), self._end, self._dims)
+        section = self._meta_section()
+        key = (sender, receiver, self.message_code, len(self._shapes), self._end, self._dims, section)
         if key == self._framed and self._table is not None:
             return [self._buf]  # resent unchanged: the frame already holds this header and table
-        head = self.wire_header(sender, receiver)
+        head = self.wire_header(sender, receiver, len(section))
         raw = wire.encode_header(head)
         if head.inline:
-            if self._buf is None:
-                self._buf = zero_frame(torch.device("cpu"))
-            self._write_table()
+            stop = self._write_tail(section)
+            if self._buf.numel() != wire.FRAME_BYTES:  # a large buffer whose metadata shrank since
+                frame = zero_frame(self._buf.device)
+                frame[HEAD_ROOM:stop].copy_(self._buf[HEAD_ROOM:stop])
+                write_header(frame, raw)
+                return [frame]
             write_header(self._buf, raw)
             self._framed = key
             return [self._buf]
-        body = self.body()
+        stop = self._write_tail(section)
+        body = self._buf[HEAD_ROOM:stop]
         frame = zero_frame(body.device)
         write_header(frame, raw)
         return [frame, body]
 
     @staticmethod
-    def parse_content(slices: Sequence[int], content: Tensor) -> list[Tensor]:
+    def parse_content(slices: Sequence[int], content: Tensor | None) -> list[Tensor]:
         """Cut FedLab's 1-D content into tensors of the shapes in `slices` (views, not copies).
+
+        An empty package's `slices` and `content` (`[]` and None) give `[]`, as in FedLab.
 
         Raises:
             WireFormatError: the slices are malformed or do not match the content's length.
         """
-        from fastfl.core.communicator.fedlab_wire import parse_slices
-
-        records = parse_slices(list(slices))
-        total = sum(n for n, _ in records)
-        if content.dim() != 1 or content.numel() != total:
-            raise WireFormatError(
-                f"slices describe {total} elements but content has shape {tuple(content.shape)}"
-            )
-        return [
-            t.view(shape)
-            for t, (_, shape) in zip(content.split([n for n, _ in records]), records, strict=True)
-        ]
+        return fedlab_wire.parse_content(slices, content)
 
     @staticmethod
     def parse_header(header: Tensor) -> tuple[int, int, int, MessageCode, int]:
@@ -350,10 +432,7 @@ class Package:
         Raises:
             WireFormatError: the header is not 5 integers or carries an unknown message code.
         """
-        if not isinstance(header, Tensor) or header.numel() != HEADER_SIZE or header.is_floating_point():
-            raise WireFormatError(f"a FedLab header is {HEADER_SIZE} integers, got {header!r}")
-        sender, receiver, slice_size, code, data_type = (int(v) for v in header.tolist())
-        return sender, receiver, slice_size, to_message_code(code, sender), data_type
+        return fedlab_wire.parse_header(header)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{dt}{list(s)}" for dt, s in zip(self._wire, self._shapes, strict=True))

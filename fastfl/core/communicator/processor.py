@@ -13,21 +13,24 @@ from typing import Any
 
 from torch import Tensor
 
-from fastfl.core.communicator import reader, transport, wire
-from fastfl.core.communicator.buffers import BodyBuffers, FrameRing, empty_bytes
-from fastfl.core.communicator.fedlab_wire import fedlab_parts, recv_fedlab
-from fastfl.core.communicator.package import (
+from fastfl.core.communicator import reader, transport
+from fastfl.core.communicator import wire as wire_module
+from fastfl.core.communicator.buffers import BodyBuffers, FrameRing
+from fastfl.core.communicator.fedlab_wire import (
     HEADER_DATA_TYPE_IDX,
     HEADER_RECEIVER_RANK_IDX,
-    Package,
-    to_message_code,
+    fedlab_parts,
+    recv_fedlab,
 )
+from fastfl.core.communicator.package import Package
+from fastfl.core.communicator.reader import Incoming
 from fastfl.dtypes import code_of
-from fastfl.errors import KernelArgumentError, KernelTypeError, WireFormatError
+from fastfl.errors import InvalidRankError, NetworkConfigError, PackageTypeError
 from fastfl.utils.message_code import MessageCode
 
+__all__ = ["Incoming", "PackageProcessor", "Received"]
+
 WIRES = ("fastfl", "fedlab")
-_FRAME_BYTES = wire.FRAME_BYTES
 Received = tuple[int, MessageCode, list[Tensor] | None]
 
 
@@ -46,12 +49,15 @@ class PackageProcessor:
     """Send and receive packages; a timeout bounds every wait.
 
     Args:
-        wire: "fastfl" (two transfers at most, mixed dtypes) or "fedlab" (FedLab 1.2.1's format).
+        wire: "fastfl" (two transfers at most, mixed dtypes, metadata, codecs) or "fedlab"
+            (FedLab 1.2.1's format).
         timeout: seconds any single wait may take before `CommunicationTimeout`.
         max_message_bytes: the largest body accepted from a peer; larger announcements are errors.
+        max_tensors: the most tensors a received package may hold (checked against the header before
+            anything is allocated); with `max_message_bytes` it bounds the memory one receive takes.
         restore_dtypes: give tensors that travelled in a narrower wire dtype back in their own dtype.
-        reuse_buffers: receive large bodies into the previous body's buffer once the caller has
-            dropped every tensor of that package (saves the page faults of a fresh allocation).
+        reuse_buffers: receive into the memory of an earlier package once nothing received from it
+            is alive (saves the page faults of a fresh allocation; see buffers.py for the rule).
     """
 
     _default: PackageProcessor | None = None
@@ -61,22 +67,26 @@ class PackageProcessor:
         *,
         wire: str = "fastfl",
         timeout: float = transport.DEFAULT_TIMEOUT,
-        max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = wire_module.DEFAULT_MAX_MESSAGE_BYTES,
+        max_tensors: int = wire_module.DEFAULT_MAX_TENSORS,
         restore_dtypes: bool = True,
         reuse_buffers: bool = True,
     ) -> None:
         if wire not in WIRES:
-            raise KernelArgumentError(f"wire must be one of {', '.join(WIRES)}, got {wire!r}")
+            raise NetworkConfigError(f"wire must be one of {', '.join(WIRES)}, got {wire!r}")
         if not timeout > 0:
-            raise KernelArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise NetworkConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if max_message_bytes <= 0:
-            raise KernelArgumentError(f"max_message_bytes must be positive, got {max_message_bytes}")
+            raise NetworkConfigError(f"max_message_bytes must be positive, got {max_message_bytes}")
+        if isinstance(max_tensors, bool) or not isinstance(max_tensors, int) or max_tensors <= 0:
+            raise NetworkConfigError(f"max_tensors must be a positive integer, got {max_tensors!r}")
         self.wire = wire
         self.timeout = float(timeout)
         self.max_message_bytes = int(max_message_bytes)
+        self.max_tensors = max_tensors
         self.restore_dtypes = restore_dtypes
-        self._buffers = BodyBuffers(reuse_buffers)
-        self._frames = FrameRing(_FRAME_BYTES, slots=2 if reuse_buffers else 0)
+        self._bodies = BodyBuffers(reuse_buffers)
+        self._frames = FrameRing(wire_module.FRAME_BYTES, slots=2 if reuse_buffers else 0)
 
     @classmethod
     def default(cls) -> PackageProcessor:
@@ -87,9 +97,14 @@ class PackageProcessor:
 
     @_DefaultOrBound
     def send_package(self, package: Package, dst: int) -> None:
-        """Send a package to rank `dst` (fills the header's receiver and dtype fields, as FedLab does)."""
+        """Send a package to rank `dst` (fills the header's receiver and dtype fields, as FedLab does).
+
+        A package may be sent to several ranks: it is packed once, and each further send only
+        rewrites the header (the body goes out from the same bytes), so a downlink built once per
+        round costs one pack however many clients receive it.
+        """
         if not isinstance(package, Package):
-            raise KernelTypeError(f"package must be a Package, got {type(package).__name__}")
+            raise PackageTypeError(f"package must be a Package, got {type(package).__name__}")
         group = transport.check_usable()
         _check_rank(dst, "dst", group)
         with transport.send_lock(dst):
@@ -113,54 +128,43 @@ class PackageProcessor:
             (sender_rank, message_code, content): content is the list of tensors, or None when the
             package was empty.
         """
-        return self.recv_counted(src)[0]
+        got = self.receive(src)
+        return got.sender, got.message_code, got.content
 
     def recv_counted(self, src: int | None = None) -> tuple[Received, int]:
         """Like `recv_package`, and also return the tensor bytes as they travelled on the wire."""
+        got = self.receive(src)
+        return (got.sender, got.message_code, got.content), got.nbytes
+
+    def receive(self, src: int | None = None) -> Incoming:
+        """Receive one package from rank `src` (None: from any rank), with its metadata.
+
+        The one receive entry point: `recv_package` and `recv_counted` are views of its result.
+
+        Returns:
+            An `Incoming`: sender, message code, content (or None), meta, and wire bytes.
+        """
         group = transport.check_usable()
         if src is not None:
             _check_rank(src, "src", group)
         elif group.device.type == "cuda":
-            raise KernelArgumentError("nccl cannot receive from any rank; pass src=<rank>")
+            raise InvalidRankError("nccl cannot receive from any rank; pass src=<rank>")
         with transport.recv_lock:
             if self.wire == "fedlab":
-                got = recv_fedlab(src, self.timeout, self.max_message_bytes)
-                content = got[2] or []
-                return got, sum(t.numel() * t.element_size() for t in content)
-            return self._recv_fastfl(src, group)
-
-    def _recv_fastfl(self, src: int | None, group: transport.Group) -> tuple[Received, int]:
-        cpu = group.device.type == "cpu"
-        if cpu:
-            host, frame = self._frames.take()
-            source = transport.recv(frame, src, self.timeout, "receiving a package header")
-        else:
-            frame = empty_bytes(wire.FRAME_BYTES, group.device)
-            source = transport.recv(frame, src, self.timeout, "receiving a package header")
-            host = frame[: wire.HEADER_BYTES].cpu().numpy()
-        head = wire.decode_header_bytes(host[: wire.HEADER_BYTES].tobytes(), self.max_message_bytes)
-        if head.sender != source or head.receiver != group.rank:
-            raise WireFormatError(
-                f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
-                f"to rank {group.rank}"
+                sender, code, content = recv_fedlab(
+                    src, self.timeout, self.max_message_bytes, self.max_tensors
+                )
+                nbytes = sum(t.numel() * t.element_size() for t in content or [])
+                return Incoming(sender, code, content, {}, nbytes)
+            settings = reader.Settings(
+                self.timeout, self.max_message_bytes, self.max_tensors, self.restore_dtypes
             )
-        if head.inline and cpu:
-            tensors, nbytes = reader.unpack_inline(host, head, restore_dtypes=self.restore_dtypes)
-            return (source, to_message_code(head.message_code, source), tensors or None), nbytes
-        if head.inline:
-            body, base, host = frame, wire.HEADER_BYTES, None
-        else:
-            body, base, host = self._buffers.take(head.body_bytes, group.device), 0, None
-            transport.recv(body, source, self.timeout, "receiving a package body")
-        tensors, nbytes = reader.unpack_trusted(
-            body, head, restore_dtypes=self.restore_dtypes, base=base, host=host
-        )
-        return (source, to_message_code(head.message_code, source), tensors or None), nbytes
+            return reader.receive(src, group, settings, self._frames, self._bodies)
 
 
 def _check_rank(rank: object, name: str, group: transport.Group) -> None:
     world = group.world_size
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world:
-        raise KernelArgumentError(f"{name} must be a rank in 0..{world - 1}, got {rank!r}")
+        raise InvalidRankError(f"{name} must be a rank in 0..{world - 1}, got {rank!r}")
     if rank == group.rank:
-        raise KernelArgumentError(f"{name}={rank} is this process's own rank; packages go to other ranks")
+        raise InvalidRankError(f"{name}={rank} is this process's own rank; packages go to other ranks")

@@ -1,41 +1,118 @@
-"""Read received packages: cut the tensors of a body out as views, checking its table first.
+"""Receive packages in fastfl's wire format: the whole receive path, top to bottom.
 
-The receive side of the wire format defined in wire.py (docs/wire.md). Every size read from the
-table is checked against the header before a view is made; nothing here allocates a body.
+`receive` is the one entry point of the network: frame, header, body, table, tensors, metadata,
+message code, each step checked before the next allocates. `unpack` cuts the tensors out of a body
+already in memory (a Package's own buffer, a test's bytes). The format itself is wire.py's; the
+reuse of receive memory is buffers.py's (`HostBlock`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from fastfl import ops
-from fastfl.core.communicator.wire import (
-    _BF16,
-    _BY_CODE,
-    _FLOAT_CODES,
-    _ITEMSIZE,
-    _NCODES,
-    _NP_VIEW,
-    HEADER_BYTES,
-    MAX_DIM,
-    MAX_NDIM,
-    Header,
-    _table_struct,
-    align,
-    contiguous_strides,
-)
+from fastfl.core.communicator import transport, wire
+from fastfl.core.communicator._helpers import to_message_code
+from fastfl.core.communicator.buffers import BodyBuffers, FrameRing, HostBlock, empty_bytes
+from fastfl.core.communicator.codecs import decode_blob
+from fastfl.core.communicator.meta import Meta, decode_meta
 from fastfl.errors import WireFormatError
+from fastfl.utils.message_code import MessageCode
 
-__all__ = ["unpack", "unpack_counted", "unpack_inline", "unpack_trusted"]
+__all__ = ["Incoming", "Settings", "receive", "unpack"]
 
 
-def unpack(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> list[Tensor]:
-    """Return the tensors of a received body as views into it (casts only where the wire dtype differs).
+class Incoming(NamedTuple):
+    """One received package: FedLab's triple, the package's metadata, and its bytes on the wire.
+
+    Attributes:
+        sender: the rank it came from.
+        message_code: its `MessageCode`.
+        content: its tensors, or None when it held none.
+        meta: `Package.meta` as the sender set it (always empty in FedLab's wire format).
+        nbytes: the tensor bytes as they travelled (numel times wire item size, blob sizes, summed).
+    """
+
+    sender: int
+    message_code: MessageCode
+    content: list[Tensor] | None
+    meta: Meta
+    nbytes: int
+
+
+class Settings(NamedTuple):
+    """What a receive may wait for and accept (a `PackageProcessor`'s settings)."""
+
+    timeout: float
+    max_message_bytes: int
+    max_tensors: int
+    restore_dtypes: bool
+
+
+def receive(
+    src: int | None, group: transport.Group, settings: Settings, frames: FrameRing, bodies: BodyBuffers
+) -> Incoming:
+    """Receive one package from rank `src` (None: any rank). The caller holds `transport.recv_lock`.
+
+    Raises:
+        WireFormatError: the package is malformed or over a limit (docs/wire.md lists the checks).
+        CommunicationError: the transfer failed or timed out.
+    """
+    cpu = group.device.type == "cpu"
+    # 1. The frame: 8 KiB from `src` or any rank; it starts with the header.
+    if cpu:
+        block: HostBlock | None = frames.take()
+        source = transport.recv(block.whole, src, settings.timeout, "receiving a package header")
+        host = block.mem
+    else:
+        block, body = None, empty_bytes(wire.FRAME_BYTES, group.device)
+        source = transport.recv(body, src, settings.timeout, "receiving a package header")
+        host = body[: wire.HEADER_BYTES].cpu().numpy()
+    # 2. The header, checked in full (once per distinct header bytes) before anything is allocated.
+    head = wire.decode_header_bytes(
+        host[: wire.HEADER_BYTES].tobytes(), settings.max_message_bytes, settings.max_tensors
+    )
+    if head.sender != source or head.receiver != group.rank:
+        raise WireFormatError(
+            f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
+            f"to rank {group.rank}"
+        )
+    # 3. The body: in the frame after the header, or one more transfer of exactly its size.
+    base = wire.HEADER_BYTES if head.inline else 0
+    if not head.inline and cpu:
+        block = bodies.take(head.body_bytes)
+        transport.recv(block.whole[: head.body_bytes], source, settings.timeout, "receiving a package body")
+        host = block.mem
+    elif not head.inline:
+        body = empty_bytes(head.body_bytes, group.device)
+        transport.recv(body, source, settings.timeout, "receiving a package body")
+    if not cpu:  # table and metadata are read on the host
+        host, base_host = body[base + head.table_at : base + head.body_bytes].cpu().numpy(), -head.table_at
+    else:
+        base_host = base
+    # 4. The table, checked against the header (an inline one once per distinct bytes and header).
+    entries = _entries(host, base_host, head)
+    if head.codecs:
+        _check_decoded(entries, settings.max_message_bytes)
+    # 5. The tensors: views of the received bytes, decoded where a codec or a narrower dtype was used.
+    if cpu:
+        tensors, nbytes = _host_tensors(block, base, entries, settings.restore_dtypes)
+    else:
+        tensors, nbytes = _strided_tensors(body, base, entries, settings.restore_dtypes)
+    # 6. The metadata section.
+    meta = decode_meta(host, base_host + head.meta_at, head.meta_bytes) if head.meta_bytes else {}
+    # 7. The message code, last: a bad one is reported with the stream still in step.
+    return Incoming(source, to_message_code(head.message_code, source), tensors or None, meta, nbytes)
+
+
+def unpack(body: Tensor, head: wire.Header, *, restore_dtypes: bool = True) -> list[Tensor]:
+    """Return the tensors of a body in memory as views into it (decoded or cast where the sender asked).
 
     Args:
         body: 1-D uint8 tensor of exactly `head.body_bytes` bytes, starting 8-byte aligned.
@@ -43,174 +120,97 @@ def unpack(body: Tensor, head: Header, *, restore_dtypes: bool = True) -> list[T
         restore_dtypes: give tensors sent in a narrower wire dtype back in their original dtype.
 
     Raises:
-        WireFormatError: the table contradicts the header or itself.
+        WireFormatError: the body has the wrong size, or the table contradicts the header or itself.
     """
-    return unpack_counted(body, head, restore_dtypes=restore_dtypes)[0]
-
-
-def unpack_counted(
-    body: Tensor, head: Header, *, restore_dtypes: bool = True, base: int = 0, host: np.ndarray | None = None
-) -> tuple[list[Tensor], int]:
-    """Like `unpack`, and also return the tensor bytes as they travelled (numel times wire item size).
-
-    With `base`, the body is bytes [base, base + head.body_bytes) of `body` (a whole frame, say):
-    views are then cut straight from the frame, saving the slicing on the small-message path.
-    `host`, if given, is a numpy view of the same bytes (on the CPU), read instead of `body`.
-    """
-    if body.dtype != torch.uint8 or body.dim() != 1:
+    if body.dtype != torch.uint8 or body.dim() != 1 or body.numel() != head.body_bytes:
         raise WireFormatError(
-            f"body must be a 1-D uint8 tensor, got {body.dtype} of shape {tuple(body.shape)}"
+            f"body must be a 1-D uint8 tensor of {head.body_bytes} bytes, got {body.dtype} of shape "
+            f"{tuple(body.shape)}"
         )
-    if base % 8 or body.numel() < base + head.body_bytes or (not base and body.numel() != head.body_bytes):
-        raise WireFormatError(
-            f"body must be {head.body_bytes} bytes from byte {base}, got {body.numel()} bytes"
-        )
-    return unpack_trusted(body, head, restore_dtypes=restore_dtypes, base=base, host=host)
-
-
-def unpack_trusted(
-    body: Tensor, head: Header, *, restore_dtypes: bool = True, base: int = 0, host: np.ndarray | None = None
-) -> tuple[list[Tensor], int]:
-    """`unpack_counted` for a buffer the caller allocated to the header's sizes (no buffer checks).
-
-    The table is still checked in full against the header.
-    """
     if not head.count:
-        return [], 0
-    start = base + align(head.payload_bytes, 8)
-    if host is None:
-        host, start = _host_bytes(body, start, base + head.body_bytes), 0
-    elif body.device.type == "cpu":
-        table = host[start : start + head.table_bytes].tobytes()
-        entries = _parse_small_table(table, head.count, head.dims_total, head.payload_bytes)
-        return _views_of_host(host, base, entries, restore_dtypes)
-    entries = _parse_table(host, start, head)
+        return []
+    tail = body[head.table_at :].cpu().numpy()
+    entries = wire.parse_table(tail, 0, head)
+    if head.codecs:
+        _check_decoded(entries, wire.DEFAULT_MAX_MESSAGE_BYTES)
+    return _strided_tensors(body, 0, entries, restore_dtypes)[0]
+
+
+def _check_decoded(entries: list[wire.Entry], limit: int) -> None:
+    """Refuse a package whose codec tensors would decode to more than `limit` bytes, before decoding."""
+    total = sum(math.prod(e.shape) * wire.ITEMSIZE_BY_CODE[e.dtype_code] for e in entries if e.codec)
+    if total > limit:
+        raise WireFormatError(f"codec tensors would decode to {total} bytes, over max_message_bytes={limit}")
+
+
+def _entries(host: np.ndarray, base: int, head: wire.Header) -> list[wire.Entry]:
+    if not head.count:
+        return []
+    start = base + head.table_at
+    if head.inline:
+        return _inline_entries(host[start : start + head.table_bytes].tobytes(), head)
+    return wire.parse_table(host, start, head)
+
+
+@functools.lru_cache(maxsize=64)
+def _inline_entries(table: bytes, head: wire.Header) -> list[wire.Entry]:
+    """`wire.parse_table` of an inline table, remembered: a peer sends the same shapes again and again.
+
+    The result depends only on the arguments; every new table is checked, errors are never cached.
+    """
+    return wire.parse_table(table, 0, head)
+
+
+def _host_tensors(
+    block: HostBlock, base: int, entries: list[wire.Entry], restore: bool
+) -> tuple[list[Tensor], int]:
+    """Cut the tensors out of a received CPU block, each a watched view of its memory."""
+    mem = block.mem
+    out = []
+    nbytes = 0
+    for e in entries:
+        nbytes += e.nbytes
+        if e.codec:
+            blob = block.hand_out(
+                torch.frombuffer(mem, dtype=torch.uint8, count=e.nbytes, offset=base + e.offset)
+            )
+            out.append(decode_blob(e.codec, blob, e.shape, wire.DTYPE_BY_CODE[e.dtype_code]))
+            continue
+        if not e.nbytes:  # no bytes to view
+            out.append(torch.empty(e.shape, dtype=wire.DTYPE_BY_CODE[e.dtype_code if restore else e.code]))
+            continue
+        count = e.nbytes // wire.ITEMSIZE_BY_CODE[e.code]
+        t = block.hand_out(
+            torch.frombuffer(mem, dtype=wire.DTYPE_BY_CODE[e.code], count=count, offset=base + e.offset)
+        )
+        if len(e.shape) != 1:
+            t = t.view(e.shape)
+        out.append(ops.cast(t, wire.DTYPE_BY_CODE[e.dtype_code]) if restore and e.dtype_code != e.code else t)
+    return out, nbytes
+
+
+def _strided_tensors(
+    buf: Tensor, base: int, entries: list[wire.Entry], restore: bool
+) -> tuple[list[Tensor], int]:
+    """Cut the tensors out of bytes [base, ...) of a uint8 tensor on any device, as views of it."""
     out = []
     typed: dict[int, tuple[Tensor, int]] = {}
-    numel = body.numel()
+    numel = buf.numel()
     nbytes = 0
-    for code, want, shape, off in entries:
-        size = _ITEMSIZE[code]
-        found = typed.get(code)
+    for e in entries:
+        nbytes += e.nbytes
+        if e.codec:
+            blob = buf[base + e.offset : base + e.offset + e.nbytes]
+            out.append(decode_blob(e.codec, blob, e.shape, wire.DTYPE_BY_CODE[e.dtype_code]))
+            continue
+        size = wire.ITEMSIZE_BY_CODE[e.code]
+        found = typed.get(e.code)
         if found is None:
-            whole = body if numel % size == 0 else body[: numel // size * size]
-            view = whole.view(_BY_CODE[code])
-            found = typed[code] = (view, view.storage_offset())
-        t = found[0].as_strided(shape, contiguous_strides(shape), found[1] + (base + off) // size)
-        if restore_dtypes and want != code:
-            t = ops.cast(t, _BY_CODE[want])
-        out.append(t)
-        nbytes += math.prod(shape) * size
-    return out, nbytes
-
-
-def unpack_inline(host: np.ndarray, head: Header, *, restore_dtypes: bool = True) -> tuple[list[Tensor], int]:
-    """`unpack_counted` of an inline body in a received CPU frame (`host`: the frame's numpy array).
-
-    The frame is the buffer the caller received into, of FRAME_BYTES bytes, and `decode_header`
-    has checked that the body fits in it. The table is checked in full against the header (once
-    per distinct table and header: see `_inline_entries`).
-    """
-    if not head.count:
-        return [], 0
-    start = HEADER_BYTES + ((head.payload_bytes + 7) & ~7)
-    entries = _inline_entries(host[start : start + head.table_bytes].tobytes(), head)
-    return _views_of_host(host, HEADER_BYTES, entries, restore_dtypes)
-
-
-@functools.lru_cache(maxsize=64)
-def _inline_entries(table: bytes, head: Header) -> list[tuple[int, int, tuple[int, ...], int]]:
-    """`_parse_table` of an inline table, remembered (errors are never cached)."""
-    return _parse_table(table, 0, head)
-
-
-def _views_of_host(
-    host: np.ndarray, base: int, entries: list[tuple[int, int, tuple[int, ...], int]], restore_dtypes: bool
-) -> tuple[list[Tensor], int]:
-    """Cut the tensors out of a CPU buffer's numpy view, as views of it.
-
-    One numpy slice and one `torch.from_numpy` per tensor: about half the cost of a torch dtype
-    view plus `as_strided` (this is the small-message path).
-    """
-    out = []
-    nbytes = 0
-    for code, want, shape, off in entries:
-        size = _ITEMSIZE[code]
-        stop = base + off + math.prod(shape) * size
-        if len(shape) == 1 and shape[0]:
-            # the buffer protocol keeps `host` referenced, as a numpy view would, and costs less
-            t = torch.frombuffer(host, dtype=_BY_CODE[code], count=shape[0], offset=base + off)
-        else:
-            t = torch.from_numpy(host[base + off : stop].view(_NP_VIEW[code]).reshape(shape))
-            if code == _BF16:
-                t = t.view(torch.bfloat16)  # numpy has no bfloat16: same-size integers, then a torch view
-        if restore_dtypes and want != code:
-            t = ops.cast(t, _BY_CODE[want])
-        out.append(t)
-        nbytes += stop - base - off
-    return out, nbytes
-
-
-def _host_bytes(buf: Tensor, start: int, stop: int) -> bytes:
-    """Bytes [start, stop) of a uint8 tensor, copied to the host."""
-    if buf.device.type == "cpu":
-        return buf.numpy()[start:stop].tobytes()
-    return buf[start:stop].cpu().numpy().tobytes()
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_small_table(
-    table: bytes, count: int, dims_total: int, payload_bytes: int
-) -> list[tuple[int, int, tuple[int, ...], int]]:
-    """`_parse_table` of an inline table (at most 8 KiB), remembered.
-
-    A peer sends the same shapes message after message, and the result depends only on these
-    arguments; the checks still run for every new table, and errors are never cached.
-    """
-    head = Header(0, 0, 0, count, payload_bytes, len(table), 0, dims_total, True)
-    return _parse_table(table, 0, head)
-
-
-def _parse_table(
-    buf: bytes | np.ndarray, start: int, head: Header
-) -> list[tuple[int, int, tuple[int, ...], int]]:
-    """Check the table at byte `start` of `buf` against the header.
-
-    Returns:
-        (wire code, code, shape, offset) per tensor.
-    """
-    n = head.count
-    values = _table_struct(n, head.dims_total).unpack_from(buf, start)
-    wire, orig, ndims = values[:n], values[n : 2 * n], values[2 * n : 3 * n]
-    offsets, dims = values[3 * n : 4 * n], values[4 * n :]
-    if sum(ndims) != head.dims_total:
-        raise WireFormatError(f"table ndims sum to {sum(ndims)}; the header says {head.dims_total}")
-    entries = []
-    pos = end = 0
-    for i in range(n):
-        code, want, k = wire[i], orig[i], ndims[i]
-        if code >= _NCODES or want >= _NCODES:
-            raise WireFormatError(f"unknown dtype code in the table (known codes are 0..{_NCODES - 1})")
-        if code != want and (code not in _FLOAT_CODES or want not in _FLOAT_CODES):
-            raise WireFormatError(
-                f"wire dtype code {code} differs from dtype code {want}; only floats may be cast"
-            )
-        shape = dims[pos : pos + k]
-        pos += k
-        if k > MAX_NDIM or (shape and (min(shape) < 0 or math.prod(max(d, 1) for d in shape) > MAX_DIM)):
-            raise WireFormatError(
-                f"table holds a shape {shape} with a negative dimension or beyond {MAX_DIM}"
-            )
-        size = _ITEMSIZE[code]
-        end = (end + size - 1) // size * size
-        if offsets[i] != end:
-            raise WireFormatError(
-                f"tensor {i} offset {offsets[i]} does not match the canonical layout ({end})"
-            )
-        entries.append((code, want, shape, end))
-        end += math.prod(shape) * size
-    if end != head.payload_bytes:
-        raise WireFormatError(
-            f"tensor offsets do not match the canonical layout ({end} != {head.payload_bytes} bytes)"
+            whole = buf if numel % size == 0 else buf[: numel // size * size]
+            view = whole.view(wire.DTYPE_BY_CODE[e.code])
+            found = typed[e.code] = (view, view.storage_offset())
+        t = found[0].as_strided(
+            e.shape, wire.contiguous_strides(e.shape), found[1] + (base + e.offset) // size
         )
-    return entries
+        out.append(ops.cast(t, wire.DTYPE_BY_CODE[e.dtype_code]) if restore and e.dtype_code != e.code else t)
+    return out, nbytes

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from fastfl.errors import CommunicationError, CommunicationTimeout
+from fastfl.errors import CommunicationError, CommunicationTimeout, PeerLostError
 
 DEFAULT_TIMEOUT = 1800.0
 
@@ -146,7 +146,6 @@ def _translate(err: RuntimeError, what: str, peer: int | None, timeout: float) -
             "the pending transfer, so this network is now unusable: close it and initialize it again"
         )
     if "closed" in low or "reset" in low or "broken pipe" in low:
-        return CommunicationError(
-            f"{what}: the connection to {who} was closed (did that process exit or crash?)"
-        )
+        text = f"{what}: the connection to {who} was closed (did that process exit or crash?)"
+        return CommunicationError(text) if peer is None else PeerLostError(peer, text)
     return CommunicationError(f"{what} with {who} failed: {text}")

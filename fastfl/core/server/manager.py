@@ -13,7 +13,7 @@ from fastfl.core.coordinator import Coordinator
 from fastfl.core.network import DistNetwork
 from fastfl.core.network_manager import NetworkManager
 from fastfl.core.server._receiver import Receiver
-from fastfl.errors import CommunicationError, CommunicationTimeout
+from fastfl.errors import CommunicationError, CommunicationTimeout, PeerLostError
 from fastfl.utils.message_code import MessageCode
 
 __all__ = ["DEFAULT_SERVER_RANK", "AsynchronousServerManager", "ServerManager", "SynchronousServerManager"]
@@ -145,11 +145,16 @@ class SynchronousServerManager(ServerManager):
         deadline = math.inf if self.round_timeout is None else time.monotonic() + self.round_timeout
         while pending:
             remaining = deadline - time.monotonic()
-            message = self._rx.get(None if math.isinf(remaining) else max(remaining, 0.0))
+            try:
+                message = self._rx.get(None if math.isinf(remaining) else max(remaining, 0.0))
+            except PeerLostError as err:
+                pending.pop(err.rank, None)
+                self._lose(err.rank, "is gone (its connection closed)", dead=True)
+                continue
             if message is None:
                 self._missing(pending)
                 return
-            sender, code, payload = message
+            sender, code, payload = message[:3]
             if code != MessageCode.ParameterUpdate:
                 raise CommunicationError(f"Unexpected message code {code} from rank {sender} during a round")
             if sender not in pending:
@@ -231,7 +236,7 @@ class SynchronousServerManager(ServerManager):
             if message is None:
                 self._logger.error(f"rank {last} sent no exit feedback within {self.exit_timeout:g} s")
                 return
-            sender, code, _ = message
+            sender, code = message[:2]
             if code == MessageCode.Exit:
                 return
             self._logger.warning(f"ignored {code} from rank {sender} during shutdown")

@@ -1,67 +1,168 @@
+"""Reuse of receive and package memory: only once nothing made from it is alive (buffers.HostBlock)."""
+
 from __future__ import annotations
 
+import collections
+
+import numpy as np
 import pytest
 import torch
 
-from fastfl.core.communicator import Package, reader, wire
-from fastfl.core.communicator.buffers import _BASELINE, BodyBuffers, FrameRing
+from fastfl.core.communicator import Package, reader, transport, wire
+from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, BodyBuffers, BufferPool, FrameRing, HostBlock
 from fastfl.utils import MessageCode
 
-CPU = torch.device("cpu")
 BIG = 1 << 20
 
-pytestmark = pytest.mark.skipif(_BASELINE is None, reason="torch does not expose storage use counts")
+
+# ---- HostBlock: the rule ----------------------------------------------------------------------
+
+# Every way a caller can keep bytes of a handed-out tensor alive.
+KEEPERS = {
+    "tensor": lambda t: t,
+    "slice": lambda t: t[1:3],
+    "reshape": lambda t: t.view(2, -1),
+    "dtype-view": lambda t: t.view(torch.uint8),
+    "numpy": lambda t: t.numpy(),
+    "numpy-slice": lambda t: t.numpy()[1:],
+    "memoryview": lambda t: memoryview(t.numpy()),
+    "storage": lambda t: t.untyped_storage(),
+    "from-numpy": lambda t: torch.from_numpy(t.numpy()),
+    "in-a-list": lambda t: [t],
+    "expand": lambda t: t.reshape(-1)[:1].expand(4),
+}
 
 
-def test_free_buffer_is_reused():
-    pool = BodyBuffers()
-    first = pool.take(BIG, CPU)
-    ptr = first.data_ptr()
-    del first
-    again = pool.take(BIG // 2, CPU)
-    assert again.data_ptr() == ptr and again.numel() == BIG // 2
+def _bytes_of(kept: object) -> bytes:
+    if isinstance(kept, list):
+        kept = kept[0]
+    if isinstance(kept, torch.UntypedStorage):
+        return bytes(kept.tolist())
+    if isinstance(kept, memoryview):
+        return kept.tobytes()
+    return np.ascontiguousarray(np.asarray(kept)).tobytes()
 
 
-def test_buffer_with_a_live_view_is_not_reused():
-    pool = BodyBuffers(slots=1)
-    first = pool.take(BIG, CPU)
-    view = first[10:20].view(torch.int16)
-    ptr = first.data_ptr()
-    del first
-    second = pool.take(BIG, CPU)
-    assert second.data_ptr() != ptr
-    view.fill_(3)  # the earlier package's tensor is untouched by the new receive
-    second.fill_(0)
-    assert view.tolist() == [3] * 5
+@pytest.mark.parametrize("keep", list(KEEPERS.values()), ids=list(KEEPERS))
+def test_block_is_busy_while_anything_made_from_a_handed_out_tensor_lives(keep):
+    block = HostBlock(64)
+    t = block.hand_out(torch.frombuffer(block.mem, dtype=torch.float32, count=4))
+    t.copy_(torch.arange(4.0))
+    kept = keep(t)
+    del t
+    assert not block.free()
+    before = _bytes_of(kept)
+    del kept
+    assert block.free()
+    assert before  # what was kept was readable while the block was busy
 
 
-def test_two_slots_alternate_while_the_previous_package_is_held():
-    pool = BodyBuffers(slots=2)
-    a = pool.take(BIG, CPU)
-    b = pool.take(BIG, CPU)  # `a` still held: a second buffer
-    ptr_a = a.data_ptr()
-    del a
-    c = pool.take(BIG, CPU)  # `b` held, `a` free again
-    assert c.data_ptr() == ptr_a and b.data_ptr() != ptr_a
+def test_copies_do_not_hold_the_block():
+    block = HostBlock(64)
+    t = block.tensor()
+    copies = [t.clone(), t.float(), t.numpy().copy(), t + 1]
+    del t
+    assert block.free() and len(copies) == 4
 
 
-def test_too_small_spare_is_not_reused_and_reuse_can_be_off():
-    pool = BodyBuffers()
-    small = pool.take(BIG, CPU)
-    ptr = small.data_ptr()
-    del small
-    assert pool.take(2 * BIG, CPU).data_ptr() != ptr
+def test_unwatched_whole_does_not_hold_the_block():
+    block = HostBlock(64)
+    assert block.whole.numel() == 64 and block.free()
+
+
+# ---- the receive path: frames and bodies are reused only when free --------------------------
+
+
+class FakeLink:
+    """transport.recv fed from a queue of sent parts (what PackageProcessor does, without gloo)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.parts: collections.deque[torch.Tensor] = collections.deque()
+        self.into: list[int] = []
+        monkeypatch.setattr(transport, "recv", self.recv)
+
+    def send(self, package: Package) -> None:
+        self.parts.extend(p.clone() for p in package.wire_parts(1, 0))
+
+    def recv(self, buf: torch.Tensor, src: int | None, timeout: float, what: str) -> int:
+        part = self.parts.popleft()
+        assert part.numel() == buf.numel(), what
+        buf.copy_(part)
+        self.into.append(buf.data_ptr())
+        return 1
+
+
+GROUP = transport.Group(rank=0, world_size=2, device=torch.device("cpu"))
+SETTINGS = reader.Settings(timeout=5.0, max_message_bytes=1 << 30, max_tensors=1000, restore_dtypes=True)
+
+
+def _package(value: float, big: bool) -> Package:
+    n = 20_000 if big else 12  # 80 KB: a reusable second transfer; 48 bytes: inline
+    return Package(MessageCode.ParameterUpdate, [torch.full((n // 4, 4), value), torch.arange(5)])
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["frame", "body"])
+@pytest.mark.parametrize("keep", list(KEEPERS.values()), ids=list(KEEPERS))
+def test_received_memory_is_kept_while_referenced_then_reused(monkeypatch, keep, big):
+    link = FakeLink(monkeypatch)
+    frames, bodies = FrameRing(wire.FRAME_BYTES, slots=2), BodyBuffers(slots=2)
+
+    def receive(value: float) -> tuple[int, list[torch.Tensor]]:
+        link.send(_package(value, big))
+        got = reader.receive(None, GROUP, SETTINGS, frames, bodies)
+        assert torch.equal(got.content[0], torch.full_like(got.content[0], value))
+        return link.into[-1], got.content
+
+    first, tensors = receive(1.0)
+    kept = keep(tensors[0])
+    before = _bytes_of(kept)
+    del tensors
+    for value in (2.0, 3.0, 4.0):  # more receives than slots: the kept memory is never reused
+        address, received = receive(value)
+        assert address != first
+        del received
+    assert _bytes_of(kept) == before
+    del kept
+    addresses = {receive(5.0)[0] for _ in range(3)}
+    assert len(addresses) == 1  # each package dropped at once: the same memory every time
+
+
+def test_frame_ring_without_slots_always_allocates(monkeypatch):
+    link = FakeLink(monkeypatch)
+    frames = FrameRing(wire.FRAME_BYTES, slots=0)
+    for value in (1.0, 2.0):
+        link.send(_package(value, False))
+        got = reader.receive(None, GROUP, SETTINGS, frames, BodyBuffers())
+        assert got.content[0][0, 0] == value
+    assert frames._frames == []
+
+
+# ---- BodyBuffers and BufferPool ---------------------------------------------------------------
+
+
+def test_body_buffers_alternate_while_the_previous_package_is_held():
+    bodies = BodyBuffers(slots=2)
+    a = bodies.take(BIG)
+    held_a = a.tensor()
+    b = bodies.take(BIG)
+    assert b is not a
+    held_b = b.tensor()
+    del held_a
+    assert bodies.take(BIG) is a and held_b.numel() == BIG
+
+
+def test_body_buffers_too_small_or_off_are_not_reused():
+    bodies = BodyBuffers()
+    small = bodies.take(BIG)
+    assert bodies.take(2 * BIG) is not small
     off = BodyBuffers(reuse=False)
-    assert off.take(BIG, CPU).numel() == BIG
+    off.take(BIG)
     assert off._spares == []
 
 
 def test_pool_reuses_a_dead_package_buffer_only_when_unreferenced():
-    from fastfl.core.communicator import Package
-    from fastfl.core.communicator.buffers import PACKAGE_BUFFERS
-
     PACKAGE_BUFFERS.clear()
-    first = Package(0, torch.full((1 << 20,), 1.0))  # 4 MB: a huge-page numpy buffer
+    first = Package(0, torch.full((1 << 20,), 1.0))  # 4 MB
     kept = first.tensors[0]
     ptr = first._buf.data_ptr()
     del first
@@ -76,91 +177,13 @@ def test_pool_reuses_a_dead_package_buffer_only_when_unreferenced():
 
 
 def test_pool_is_bounded():
-    from fastfl.core.communicator.buffers import BufferPool
-
     pool = BufferPool(max_buffers=2, max_bytes=3 * BIG)
     for _ in range(3):
-        pool.give(torch.empty(BIG, dtype=torch.uint8))
-    assert len(pool._buffers) == 2 and pool.nbytes == 2 * BIG
-    pool.give(torch.empty(2 * BIG, dtype=torch.uint8))
+        pool.give(HostBlock(BIG))
+    assert len(pool._blocks) == 2 and pool.nbytes == 2 * BIG
+    pool.give(HostBlock(2 * BIG))
     assert pool.nbytes <= 3 * BIG
     assert pool.take(4 * BIG) is None  # nothing large enough
     assert pool.take(BIG // 4) is None  # would waste more than half
     pool.clear()
     assert pool.nbytes == 0
-
-
-# ---- FrameRing: a receive frame is reused only when nothing received from it is alive ---------
-# The ring judges by the reference count of the frame's numpy array, so the tests keep only its
-# address (never the array itself) between receives.
-
-
-def _receive_into(ring: FrameRing, package: Package) -> tuple[int, list[torch.Tensor]]:
-    """What PackageProcessor does for a small package: take a frame, fill it, cut the tensors out.
-
-    Returns the frame's address and the received tensors.
-    """
-    host, frame = ring.take()
-    (sent,) = package.wire_parts(sender=1, receiver=0)
-    frame.copy_(sent)
-    head = wire.decode_header(host[: wire.HEADER_BYTES])
-    tensors, _ = reader.unpack_inline(host, head)
-    return host.ctypes.data, tensors
-
-
-def _values(kept: object) -> list:
-    if isinstance(kept, torch.UntypedStorage):
-        return kept.tolist()
-    return torch.as_tensor(kept).tolist()
-
-
-def _small_package(value: float) -> Package:
-    return Package(MessageCode.ParameterUpdate, [torch.full((3, 4), value), torch.arange(5)])
-
-
-@pytest.mark.parametrize(
-    "keep",
-    [
-        lambda ts: ts[0],  # a received tensor
-        lambda ts: ts[0][1:, 2],  # a slice of one
-        lambda ts: ts[1].numpy(),  # its numpy view
-        lambda ts: ts[0].untyped_storage(),  # its storage
-        lambda ts: ts[1].view(torch.uint8),  # a dtype view
-    ],
-    ids=["tensor", "slice", "numpy", "storage", "dtype-view"],
-)
-def test_frame_ring_keeps_a_frame_that_is_still_referenced(keep):
-    ring = FrameRing(wire.FRAME_BYTES, slots=2)
-    first, tensors = _receive_into(ring, _small_package(1.0))
-    kept = keep(tensors)
-    before = _values(kept)
-    del tensors
-    for value in (2.0, 3.0, 4.0):  # more receives than slots: the kept frame must never be reused
-        address, received = _receive_into(ring, _small_package(value))
-        assert address != first
-        assert torch.equal(received[0], torch.full((3, 4), value))
-        del received
-    assert _values(kept) == before  # what the caller kept still holds what it received
-
-
-def test_frame_ring_reuses_a_frame_once_everything_from_it_is_dropped():
-    ring = FrameRing(wire.FRAME_BYTES, slots=2)
-    first, tensors = _receive_into(ring, _small_package(1.0))
-    part = tensors[0][0]
-    del tensors
-    second, busy = _receive_into(ring, _small_package(2.0))
-    assert second != first  # the first frame is still referenced through `part`
-    del part
-    third, received = _receive_into(ring, _small_package(3.0))
-    assert third == first  # freed, so reused: no new allocation
-    assert torch.equal(received[0], torch.full((3, 4), 3.0))
-    assert torch.equal(busy[0], torch.full((3, 4), 2.0))
-
-
-def test_frame_ring_without_slots_always_allocates():
-    ring = FrameRing(wire.FRAME_BYTES, slots=0)
-    for value in (1.0, 2.0, 3.0):
-        _, tensors = _receive_into(ring, _small_package(value))
-        assert torch.equal(tensors[0], torch.full((3, 4), value))
-        del tensors
-    assert len(ring._frames) == 0

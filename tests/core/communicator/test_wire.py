@@ -111,6 +111,8 @@ def _header_fields(**changes):
         "table": wire.table_bytes(1, 1),
         "body": 16 + wire.table_bytes(1, 1),
         "dims": 1,
+        "meta": 0,
+        "reserved": 0,
     }
     base.update(changes)
     return base
@@ -130,6 +132,8 @@ def _raw_header(crc: int | None = None, **changes) -> bytes:
         f["table"],
         f["body"],
         f["dims"],
+        f["meta"],
+        f["reserved"],
         0,
     )[:60]
     return raw + struct.pack("<I", zlib.crc32(raw) if crc is None else crc)
@@ -148,12 +152,18 @@ def test_valid_raw_header_decodes():
         (_raw_header(magic=b"XXXX"), "bad magic"),
         (_raw_header(version=2), "version 2 is not supported"),
         (_raw_header(crc=12345), "checksum mismatch"),
-        (_raw_header(flags=6), "unknown header flags"),
+        (_raw_header(flags=8), "unknown header flags"),
         (_raw_header(body=1 << 40, payload=(1 << 40) - 24), "exceeds max_message_bytes"),
         (_raw_header(table=999), "table of 999 bytes"),
         (_raw_header(body=17), "payload"),
         (_raw_header(dims=1000, table=wire.table_bytes(1, 1000)), "dimensions for 1 tensors"),
         (_raw_header(flags=1, payload=9000, body=9000 + wire.table_bytes(1, 1)), "inline body"),
+        (_raw_header(reserved=1), "reserved header bytes"),
+        (_raw_header(flags=2), "metadata flag is set but the metadata size is 0"),
+        (_raw_header(meta=8, body=16 + wire.table_bytes(1, 1) + 8), "metadata flag is clear"),
+        (_raw_header(flags=2, meta=12, body=16 + wire.table_bytes(1, 1) + 12), "multiple of 8"),
+        (_raw_header(flags=2, meta=8192, body=16 + wire.table_bytes(1, 1) + 8192), "at most 4096"),
+        (_raw_header(flags=2, meta=8), "meta 8"),
     ],
 )
 def test_bad_headers_raise_clear_errors(raw, match):
@@ -182,7 +192,10 @@ def _corrupt_table(mutate) -> None:
         (lambda t, n: t.__setitem__(0, 6), "canonical layout"),  # float64 instead of float32
         (lambda t, n: t.__setitem__(n, 3), "only floats may be cast"),
         (lambda t, n: t.__setitem__(2 * n, 3), "ndims sum"),
-        (lambda t, n: t[8 + 8 * n + 8 : 8 + 8 * n + 16].view("<i8").__setitem__(0, 3), "canonical layout"),
+        (
+            lambda t, n: t[8 + 8 * n + 8 : 8 + 8 * n + 16].view("<i8").__setitem__(0, 3),
+            "runs past the payload",
+        ),
         (lambda t, n: t[8 + 8 * n : 8 + 8 * n + 8].view("<i8").__setitem__(0, -4), "negative dimension"),
         (lambda t, n: t[8 : 8 + 8].view("<i8").__setitem__(0, 8), "canonical layout"),
     ],

@@ -23,7 +23,8 @@ GOLDEN_HEADER = bytes.fromhex(
     "3000000000000000"  # table bytes 48
     "4000000000000000"  # body bytes 64 = align8(10) + 48
     "03000000"  # 3 dimensions in all
-    "0000000000000000"  # reserved
+    "00000000"  # metadata bytes 0: no metadata section
+    "00000000"  # reserved
     "40aa110f"  # CRC-32 of the 60 bytes above
 )
 GOLDEN_BODY = bytes.fromhex(
@@ -78,7 +79,7 @@ def test_golden_two_transfer_package():
     assert len(parts) == 2
     frame, body = (p.numpy().tobytes() for p in parts)
     expected_header = wire.HEADER.pack(
-        b"FFLW", 1, 0, 5, 2, 0, 1, 12000, wire.table_bytes(1, 1), 12000 + 24, 1, 0
+        b"FFLW", 1, 0, 5, 2, 0, 1, 12000, wire.table_bytes(1, 1), 12000 + 24, 1, 0, 0, 0
     )[:60]
     assert frame[:60] == expected_header
     assert frame[60:64] == struct.pack("<I", zlib.crc32(expected_header))
