@@ -16,7 +16,7 @@ $(STAMP): $(NATIVE_SRC)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) setuptools wheel pybind11 cmake ninja
-	$(PIP) --no-build-isolation -e '.[test]'
+	$(PIP) --no-build-isolation -e '.[test,progress,tensorboard,flower]'
 	# FedLab 1.2.1 itself, as a peer for compatibility tests and a baseline for benchmarks.
 	$(PIP) pandas tqdm
 	$(PIP) --no-deps fedlab==1.2.1 nvidia-ml-py
@@ -24,7 +24,7 @@ $(STAMP): $(NATIVE_SRC)
 	touch $@
 
 run: $(STAMP)
-	$(PY) examples/standalone_fedavg.py
+	$(VENV)/bin/fastfl run configs/digits_fedavg.toml
 
 # The whole suite on the native backend, then the kernel-level tests on numba and torch.
 test: $(STAMP)

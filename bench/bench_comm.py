@@ -5,7 +5,8 @@ tensor) vs one plain torch.cat, for the model tensor sets and for serial-trainer
 serialized models. loopback: round trips between this process (rank 0) and an echo process
 (rank 1): raw dist.send/recv of a preallocated buffer, fastfl's PackageProcessor, DistNetwork
 packing every message, and FedLab's PackageProcessor, at 1e3 floats (latency) and 1e7 floats
-(throughput).
+(throughput). bench_loopback_ratio alternates raw and fastfl round trips in one loop, so that the
+ratio is measured under the same load (run with -s to see it; also in --benchmark-json extra_info).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import socket
+import statistics
+import time
 
 import pytest
 import torch
@@ -35,7 +38,8 @@ except ImportError:  # the real FedLab is an optional bench dependency
 PACK_IMPLS = ["fastfl", "fedlab", "torch-cat", "copy"]
 UPLINKS = [("cnn", 10), pytest.param("cnn", 50, marks=pytest.mark.slow), ("mlp", 50)]
 LOOP_IMPLS = ["raw", "raw-alloc", "fastfl", "fastfl-pack", "fedlab"]
-MODES = {name: i + 1 for i, name in enumerate(LOOP_IMPLS)}
+MODES = {name: i + 1 for i, name in enumerate([*LOOP_IMPLS, "alternate"])}
+PAIRS = {1_000: 3000, 10_000_000: 60}
 SIZES = [1_000, 10_000_000]
 
 
@@ -142,7 +146,22 @@ def _echo_fedlab(net, n):
         FedLabProcessor.send_package(reply, 0)
 
 
+def _echo_alternate(net, n):
+    """Answer raw and fastfl round trips in turn (raw first); a NaN raw message ends it."""
+    buf = torch.empty(n)
+    reply = Package(MessageCode.ParameterUpdate, torch.zeros(n))
+    while True:
+        dist.recv(buf, 0)
+        if math.isnan(buf[0]):
+            return
+        dist.send(buf, 0)
+        content = net.processor.recv_package(0)[2]
+        del content
+        net.processor.send_package(reply, 0)
+
+
 _ECHO = {
+    MODES["alternate"]: _echo_alternate,
     MODES["raw"]: _echo_raw,
     MODES["raw-alloc"]: lambda net, n: _echo_raw(net, n, alloc=True),
     MODES["fastfl"]: _echo_fastfl,
@@ -223,3 +242,43 @@ def bench_loopback(measure, peer, impl, n):
         measure(f"loopback round trip {n:.0e} floats", rtt, check, 2 * 4 * n, floats=n)
     finally:
         stop()
+
+
+@pytest.mark.parametrize("n", SIZES, ids=["1e3", "1e7"])
+def bench_loopback_ratio(benchmark, peer, n):
+    """Raw and fastfl round trips alternated in one loop: the ratio under one load."""
+    dist.send(torch.tensor([MODES["alternate"], n]), 1)
+    payload, back = torch.zeros(n), torch.empty(n)
+    package = Package(MessageCode.ParameterUpdate, payload)
+    times: dict[str, list[float]] = {"raw": [], "fastfl": []}
+
+    def loop() -> None:
+        for _ in range(PAIRS[n]):
+            t0 = time.perf_counter()
+            dist.send(payload, 1)
+            dist.recv(back, 1)
+            t1 = time.perf_counter()
+            peer.processor.send_package(package, 1)
+            got = peer.processor.recv_package(1)[2][0]
+            t2 = time.perf_counter()
+            assert got.shape == (n,)
+            del got
+            times["raw"].append(t1 - t0)
+            times["fastfl"].append(t2 - t1)
+
+    try:
+        benchmark.group = f"loopback ratio {n:.0e} floats"
+        benchmark.pedantic(loop, rounds=1, iterations=1)
+    finally:
+        dist.send(torch.full((n,), float("nan")), 1)
+    raw, ours = times["raw"], times["fastfl"]
+    info = {
+        "raw_min_us": min(raw) * 1e6,
+        "raw_median_us": statistics.median(raw) * 1e6,
+        "fastfl_min_us": min(ours) * 1e6,
+        "fastfl_median_us": statistics.median(ours) * 1e6,
+    }
+    info["ratio_min"] = info["fastfl_min_us"] / info["raw_min_us"]
+    info["ratio_median"] = info["fastfl_median_us"] / info["raw_median_us"]
+    benchmark.extra_info.update(info)
+    print(f"\nloopback {n:.0e} floats: " + ", ".join(f"{k} {v:.3g}" for k, v in info.items()))

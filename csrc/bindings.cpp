@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "fastfl/aggregate.hpp"
+#include "fastfl/compress.hpp"
 #include "fastfl/dtype.hpp"
 #include "fastfl/flat.hpp"
-#include "fastfl/memory.hpp"
 #include "fastfl/optim.hpp"
+#include "fastfl/memory.hpp"
 #include "fastfl/simd.hpp"
 
 namespace py = pybind11;
@@ -151,6 +152,127 @@ py::dict dtype_codes() {
 
 }  // namespace
 
+// ---- compression kernels (fastfl/ops/compress.py validates every argument first) ----
+namespace compress_bind {
+
+namespace cz = fastfl::compress;
+
+// Run f(T{}) for a float32 (code 5) or float64 (code 6) tensor.
+template <class F>
+auto on_float(int code, F f) {
+    if (code == static_cast<int>(fastfl::DType::Float32)) return f(float{});
+    if (code == static_cast<int>(fastfl::DType::Float64)) return f(double{});
+    throw std::invalid_argument("compression kernels take float32 or float64 tensors, got dtype code " +
+                                std::to_string(code));
+}
+
+template <class T>
+T* ptr(const py::handle& t, const char* what) {
+    return static_cast<T*>(view_of(t, static_cast<int>(fastfl::dtype_of<T>()), what).data);
+}
+
+std::size_t count(const py::handle& t, int code, const char* what) { return view_of(t, code, what).count; }
+
+double sum_squares(const py::handle& x, int code, int threads) {
+    return on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(x, code, "x");
+        const T* px = ptr<T>(x, "x");
+        MaybeRelease nogil(n);
+        return cz::sum_squares(px, n, threads);
+    });
+}
+
+void qsgd_encode(const py::handle& x, int code, double scale, std::uint32_t s, std::uint32_t k0, std::uint32_t k1,
+                 const py::handle& out, int threads) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(x, code, "x");
+        const T* px = ptr<T>(x, "x");
+        auto* po = ptr<std::uint8_t>(out, "out");
+        MaybeRelease nogil(n);
+        cz::qsgd_encode(px, n, scale, s, k0, k1, po, threads);
+    });
+}
+
+std::size_t qsgd_decode(const py::handle& codes, double step, std::uint32_t s, const py::handle& out, int code,
+                        int threads) {
+    return on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(out, code, "out");
+        const auto* pc = ptr<std::uint8_t>(codes, "codes");
+        T* po = ptr<T>(out, "out");
+        MaybeRelease nogil(n);
+        return cz::qsgd_decode(pc, n, step, s, po, threads);
+    });
+}
+
+void topk_select(const py::handle& x, int code, std::size_t k, const py::handle& idx, const py::handle& vals) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(x, code, "x");
+        const T* px = ptr<T>(x, "x");
+        auto* pi = ptr<std::int64_t>(idx, "idx");
+        T* pv = ptr<T>(vals, "vals");
+        MaybeRelease nogil(n);
+        cz::topk_select(px, n, k, pi, pv);
+    });
+}
+
+void gather(const py::handle& x, int code, const py::handle& idx, const py::handle& vals) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t k = count(idx, static_cast<int>(fastfl::DType::Int64), "idx");
+        const T* px = ptr<T>(x, "x");
+        const auto* pi = ptr<std::int64_t>(idx, "idx");
+        T* pv = ptr<T>(vals, "vals");
+        MaybeRelease nogil(k);
+        cz::gather(px, pi, k, pv);
+    });
+}
+
+void scatter(const py::handle& out, int code, const py::handle& idx, const py::object& vals) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t k = count(idx, static_cast<int>(fastfl::DType::Int64), "idx");
+        T* po = ptr<T>(out, "out");
+        const auto* pi = ptr<std::int64_t>(idx, "idx");
+        const T* pv = vals.is_none() ? nullptr : ptr<T>(vals, "vals");
+        MaybeRelease nogil(k);
+        cz::scatter(po, pi, pv, k);
+    });
+}
+
+void dgc_accumulate(const py::handle& u, const py::handle& v, const py::handle& g, int code, double momentum,
+                    bool nesterov, int threads) {
+    on_float(code, [&](auto z) {
+        using T = decltype(z);
+        const std::size_t n = count(g, code, "g");
+        T* pu = ptr<T>(u, "u");
+        T* pv = ptr<T>(v, "v");
+        const T* pg = ptr<T>(g, "g");
+        MaybeRelease nogil(n);
+        cz::dgc_accumulate(pu, pv, pg, n, momentum, nesterov, threads);
+    });
+}
+
+void define(py::module_& m) {
+    // Checked by fastfl/ops/_native.py's compression functions: bump on any change below.
+    m.attr("COMPRESS_ABI_VERSION") = 1;
+    m.def("sum_squares", &sum_squares, py::arg("x"), py::arg("code"), py::arg("threads"));
+    m.def("qsgd_encode", &qsgd_encode, py::arg("x"), py::arg("code"), py::arg("scale"), py::arg("s"), py::arg("k0"),
+          py::arg("k1"), py::arg("out"), py::arg("threads"));
+    m.def("qsgd_decode", &qsgd_decode, py::arg("codes"), py::arg("step"), py::arg("s"), py::arg("out"),
+          py::arg("code"), py::arg("threads"));
+    m.def("topk_select", &topk_select, py::arg("x"), py::arg("code"), py::arg("k"), py::arg("idx"), py::arg("vals"));
+    m.def("gather", &gather, py::arg("x"), py::arg("code"), py::arg("idx"), py::arg("vals"));
+    m.def("scatter_", &scatter, py::arg("out"), py::arg("code"), py::arg("idx"), py::arg("vals"));
+    m.def("dgc_accumulate_", &dgc_accumulate, py::arg("u"), py::arg("v"), py::arg("g"), py::arg("code"),
+          py::arg("momentum"), py::arg("nesterov"), py::arg("threads"));
+}
+
+}  // namespace compress_bind
+void bind_optim(py::module_& m);
 // ---- Large host buffers (memory.hpp) handed to torch as DLPack capsules: torch owns the tensor,
 // and its deleter gives the pages back to fastfl's pool (never while any view is alive).
 namespace {
@@ -213,7 +335,6 @@ py::capsule empty_pages(const std::vector<std::int64_t>& shape, int dl_code, int
 }
 
 }  // namespace
-void bind_optim(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "fastfl's compiled kernels; use them through fastfl.ops, which validates arguments.";
@@ -235,6 +356,7 @@ PYBIND11_MODULE(_C, m) {
     m.def("empty_pages", &empty_pages, py::arg("shape"), py::arg("dl_code"), py::arg("dl_bits"));
     m.def("set_pool_limit", &fastfl::set_pool_limit, py::arg("bytes"));
     m.def("pooled_bytes", &fastfl::pooled_bytes);
+    compress_bind::define(m);
     bind_optim(m);
 }
 

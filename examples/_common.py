@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from fastfl.core.progress import RoundReporter
+from fastfl.utils.progress import RoundReporter
 
 DATASETS = ("digits", "synthetic", "mnist")
 
@@ -99,6 +99,11 @@ def common_args(parser: argparse.ArgumentParser, rounds: int) -> argparse.Argume
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (small models: 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="path prefix of the metrics CSV/JSON/PNG")
+    parser.add_argument(
+        "--weighted",
+        action="store_true",
+        help="weight FedAvg by the clients' sample counts (default: FedLab's uniform FedAvg)",
+    )
     return parser
 
 

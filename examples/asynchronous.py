@@ -30,8 +30,8 @@ from _common import (
 from torch.utils.data import DataLoader, Subset
 
 from fastfl.core.client import ActiveClientManager, SGDClientTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import AsynchronousServerManager, AsyncParameterServerHandler
+from fastfl.utils.progress import RoundReporter
 
 
 class AsyncClientTrainer(SGDClientTrainer):

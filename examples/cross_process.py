@@ -28,8 +28,8 @@ from _common import (
 from torch.utils.data import DataLoader, Subset
 
 from fastfl.core.client import PassiveClientManager, SGDClientTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
+from fastfl.utils.progress import RoundReporter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             model,
             args.rounds,
             1.0,
-            weighted=True,
+            weighted=args.weighted,
             seed=args.seed,
             on_round_end=round_recorder(test, reporter),
         )

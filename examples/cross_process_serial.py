@@ -26,8 +26,8 @@ from _common import (
 )
 
 from fastfl.core.client import PassiveClientManager, SubsetSerialTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
+from fastfl.utils.progress import RoundReporter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         hook = round_recorder(test, reporter)
         handler = SyncParameterServerHandler(
-            model, args.rounds, args.sample_ratio, weighted=True, seed=args.seed, on_round_end=hook
+            model, args.rounds, args.sample_ratio, weighted=args.weighted, seed=args.seed, on_round_end=hook
         )
         SynchronousServerManager(network, handler).run()
         reporter.close()

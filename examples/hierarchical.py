@@ -32,10 +32,10 @@ from torch.utils.data import DataLoader, Subset
 
 from fastfl.core.client import PassiveClientManager, SGDClientTrainer, SubsetSerialTrainer
 from fastfl.core.network import DistNetwork
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
 from fastfl.core.server.hierarchical import Scheduler
 from fastfl.launch import free_port
+from fastfl.utils.progress import RoundReporter
 
 GROUPS, SERIAL = 2, 10
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         hook = round_recorder(test, reporter)
         handler = SyncParameterServerHandler(
-            model, args.rounds, 1.0, weighted=True, seed=args.seed, on_round_end=hook
+            model, args.rounds, 1.0, weighted=args.weighted, seed=args.seed, on_round_end=hook
         )
         SynchronousServerManager(
             DistNetwork(("127.0.0.1", ports[0]), GROUPS + 1, 0, timeout=t), handler

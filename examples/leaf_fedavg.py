@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from fastfl.core.client import SubsetSerialTrainer
 from fastfl.utils import Aggregators, SerializationTool
 from fastfl.utils.dataset.leaf import open_leaf, synthetic_tree
-from fastfl.utils.functional import evaluate
+from fastfl.utils.functional import evaluate_mean
 
 CLASSES = {"femnist": 62, "synthetic": 10}
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, root: Path) -> list[dict]:
         trainer.local_process(ids, [SerializationTool.serialize_model(global_model)])
         merged = Aggregators.fedavg_aggregate(trainer.param_list, weights=trainer.sample_counts)
         SerializationTool.deserialize_model(global_model, merged)
-        loss, acc = evaluate(global_model, nn.CrossEntropyLoss(), testloader)
+        loss, acc = evaluate_mean(global_model, nn.CrossEntropyLoss(), testloader)
         history.append({"round": rnd, "loss": loss, "accuracy": acc, "seconds": time.perf_counter() - start})
         print(f"round {rnd:3d}: clients {sorted(ids)}  test loss {loss:.4f}  accuracy {acc:.3f}")
     return history

@@ -20,15 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import common_args, evaluate, features, iid_slices, load_data, make_model, save_flat, seed_all
 
 from fastfl.core.client import SubsetSerialTrainer
-from fastfl.core.progress import RoundReporter
 from fastfl.core.server import SyncParameterServerHandler
+from fastfl.utils import Aggregators, SerializationTool
+from fastfl.utils.progress import RoundReporter
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), rounds=10)
     parser.add_argument("--clients", type=int, default=100, help="clients in total")
     parser.add_argument("--sample-ratio", type=float, default=0.1, help="fraction of clients per round")
-    parser.add_argument("--uniform", action="store_true", help="FedLab's uniform FedAvg (default: weighted)")
     parser.add_argument("--save", default=None, help="save the final flat global model here")
     parser.add_argument(
         "--batch-clients",
@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seed_all(args.seed, args.threads)
     train, test = load_data(args.data, seed=args.seed)
     model = make_model(features(train))
-    handler = SyncParameterServerHandler(
-        model, args.rounds, args.sample_ratio, weighted=not args.uniform, seed=args.seed
-    )
+    # the server's sampling, seeded as in the cross-process examples (so the same clients train)
+    handler = SyncParameterServerHandler(model, args.rounds, args.sample_ratio, seed=args.seed)
     handler.client_num_in_total = args.clients
     trainer = SubsetSerialTrainer(
         copy.deepcopy(model),
@@ -55,15 +54,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         batch_clients=args.batch_clients,
     )
     reporter = RoundReporter(args.rounds, out=out, title=f"standalone FedAvg on {args.data}")
-    while not handler.if_stop:
+    for rnd in range(1, args.rounds + 1):  # FedLab's standalone loop
         start = time.perf_counter()
         ids = handler.sample_clients()
-        trainer.local_process(ids, handler.downlink_package)
-        handler._update_global_model(trainer.uplink_package)
-        loss, acc = evaluate(handler.model, test)
-        reporter.record(handler.round, len(ids), loss, acc, time.perf_counter() - start)
+        parameters_list = trainer.local_process(ids, [SerializationTool.serialize_model(model)])
+        weights = trainer.sample_counts if args.weighted else None
+        SerializationTool.deserialize_model(model, Aggregators.fedavg_aggregate(parameters_list, weights))
+        loss, acc = evaluate(model, test)
+        reporter.record(rnd, len(ids), loss, acc, time.perf_counter() - start)
     files = reporter.close()
-    save_flat(handler.model, args.save)
+    save_flat(model, args.save)
     print("results:", ", ".join(str(p) for p in files.values()))
     return reporter.rows
 

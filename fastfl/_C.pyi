@@ -56,6 +56,35 @@ def dtype_codes() -> dict[str, int]:
 def isa_available() -> str:
     """Return the widest instruction-set level this CPU supports: "scalar", "avx2" or "avx512"."""
 
+# ---- compression kernels (csrc/fastfl/compress.*; called through fastfl.ops.compress) ----
+
+COMPRESS_ABI_VERSION: int
+
+def sum_squares(x: Tensor, code: int, threads: int) -> float:
+    """Return sum(x_i^2) accumulated in float64 (x float32 or float64)."""
+
+def qsgd_encode(
+    x: Tensor, code: int, scale: float, s: int, k0: int, k1: int, out: Tensor, threads: int
+) -> None:
+    """Quantize x to s levels (stochastic rounding under key k0, k1) and bit-pack the codes into out."""
+
+def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor, code: int, threads: int) -> int:
+    """Unpack QSGD codes into out (sign * level * step); return how many levels exceed s."""
+
+def topk_select(x: Tensor, code: int, k: int, idx: Tensor, vals: Tensor) -> None:
+    """Write the k largest |x| (ascending int64 indices, ties to the lower index) into idx and vals."""
+
+def gather(x: Tensor, code: int, idx: Tensor, vals: Tensor) -> None:
+    """vals[j] = x[idx[j]]."""
+
+def scatter_(out: Tensor, code: int, idx: Tensor, vals: Tensor | None) -> None:
+    """out[idx[j]] = vals[j], or 0 where vals is None."""
+
+def dgc_accumulate_(
+    u: Tensor, v: Tensor, g: Tensor, code: int, momentum: float, nesterov: bool, threads: int
+) -> None:
+    """DGC momentum correction in place: u = m*u + g; v += u (nesterov: u = (u + g)*m; v += u + g)."""
+
 def isa() -> str:
     """Return the level the kernels run at: isa_available() capped by set_isa."""
 
@@ -74,6 +103,8 @@ def set_pool_limit(bytes: int) -> int:
 def pooled_bytes() -> int:
     """Return the bytes the pool holds now (freed buffers waiting for reuse)."""
 
+# ---- optimizer kernels (csrc/fastfl/optim.*; called through fastfl.ops.optim) ----
+
 def optim_local_step(
     w: Tensor,
     g: Tensor | None,
@@ -84,7 +115,7 @@ def optim_local_step(
     mu: float,
     threads: int,
 ) -> None:
-    """W -= lr * (g + mu * (w - anchor) + lin) in float32; a None term is dropped."""
+    """One local step on a flat float32 model in place: w -= lr * (g + mu * (w - anchor) + lin) (None terms skipped)."""
 
 def optim_control_update(
     state: Tensor,
@@ -96,7 +127,7 @@ def optim_control_update(
     scale: float,
     threads: int,
 ) -> None:
-    """New = state - shift + scale * (x - y); delta (if given) = new - state; state = new."""
+    """Compute state = state - shift + scale * (x - y) in place (no shift if None); delta gets the change."""
 
 def optim_server_step(
     x: Tensor,
@@ -111,4 +142,4 @@ def optim_server_step(
     tau: float,
     threads: int,
 ) -> None:
-    """One server optimizer step of `kind` on the pseudo-gradient (fastfl/ops/optim.py has the formulas)."""
+    """One server optimizer step (momentum, Adam, Yogi or Adagrad, by kind) on the flat global model in place."""

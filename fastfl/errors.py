@@ -147,3 +147,12 @@ class RunMismatchError(CommunicationError):
 
 class UnknownAlgorithmError(FastFLError, ValueError):
     """An algorithm name that `fastfl.contrib.algorithm` does not know (the message lists the known ones)."""
+
+
+# Command line and configuration.
+class ConfigError(FastFLError, ValueError):
+    """A run configuration has an unknown key, a wrong type, a missing file or an unknown name."""
+
+
+class CheckpointError(FastFLError, ValueError):
+    """A run's checkpoint is missing, corrupt, or belongs to a different configuration."""

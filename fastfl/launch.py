@@ -22,23 +22,23 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+from fastfl.errors import LaunchError
 
 __all__ = ["STOP_SIGNALS", "free_port", "launch", "main"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class _Stopped(Exception):
-    """A stop signal arrived; `signum` says which."""
+def _interrupt(received: list[int]) -> Callable[[int, object], None]:
+    """A signal handler that records the signal in `received` and raises KeyboardInterrupt."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
 
-
-def _raise_stopped(signum: int, _frame: object) -> None:
-    raise _Stopped(signum)
+    return handler
 
 
 @contextlib.contextmanager
@@ -104,15 +104,16 @@ def launch(
         timeout, 128 + the signal's number for Ctrl-C (130), SIGTERM (143) or SIGHUP (129)).
     """
     if not commands:
-        raise ValueError("commands is empty; give at least one process to start")
+        raise LaunchError("commands is empty; give at least one process to start")
     procs: list[subprocess.Popen] = []
     status = 0
-    with _stop_signals(_raise_stopped):
+    received: list[int] = []
+    with _stop_signals(_interrupt(received)):
         try:
             procs.extend(subprocess.Popen(list(cmd), env=env, start_new_session=True) for cmd in commands)
             status = _supervise(procs, timeout, fail_fast)
-        except (_Stopped, KeyboardInterrupt) as stop:
-            signum = stop.signum if isinstance(stop, _Stopped) else signal.SIGINT
+        except KeyboardInterrupt:
+            signum = received[0] if received else signal.SIGINT
             name = signal.Signals(signum).name
             print(f"fastfl.launch: interrupted by {name}; stopping all processes", file=sys.stderr)
             status = 128 + signum

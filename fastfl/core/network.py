@@ -14,18 +14,19 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from fastfl.core import _peers, _rendezvous
+from fastfl.core._netconfig import from_env, int_arg, port_arg, run_id_arg
 from fastfl.core.communicator import transport
 from fastfl.core.communicator.package import Package
 from fastfl.core.communicator.processor import PackageProcessor, Received
-from fastfl.core.communicator.wire import DEFAULT_MAX_MESSAGE_BYTES, ITEMSIZE
-from fastfl.errors import CommunicationError, FastFLError
+from fastfl.core.communicator.wire import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TENSORS, ITEMSIZE
+from fastfl.errors import CommunicationError, NetworkConfigError
 from fastfl.utils.message_code import MessageCode
 
 __all__ = ["DistNetwork", "Message", "NetworkConfigError", "type2byte"]
@@ -34,10 +35,6 @@ _LOG = logging.getLogger("fastfl.network")
 ENV_KEYS = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
 
 type2byte: dict[torch.dtype, int] = dict(ITEMSIZE)
-
-
-class NetworkConfigError(FastFLError, ValueError):
-    """A DistNetwork argument or environment variable is missing or out of range."""
 
 
 class Message(NamedTuple):
@@ -70,6 +67,7 @@ class DistNetwork:
         wire_dtype: torch.float16 or torch.bfloat16 to send floating tensors narrowed; the
             receiver gets them back in their own dtype.
         max_message_bytes: the largest package body accepted from a peer.
+        max_tensors: the most tensors a package from a peer may hold (checked against its header).
         run_id: this run's identity, checked at the rendezvous so that a process never joins
             another run; None reads FASTFL_RUN_ID (the launcher sets it), and when that is unset
             too, rank 0 makes one up and the other ranks accept it.
@@ -87,21 +85,24 @@ class DistNetwork:
         wire: str = "fastfl",
         wire_dtype: torch.dtype | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_tensors: int = DEFAULT_MAX_TENSORS,
         run_id: str | None = None,
     ) -> None:
         if address is None or world_size is None or rank is None:
-            address, world_size, rank = _from_env(address, world_size, rank)
-        self.address = (str(address[0]), _port(address[1]))
-        self.world_size = _int_arg(world_size, "world_size", 1)
-        self.rank = _int_arg(rank, "rank", 0)
+            address, world_size, rank = from_env(address, world_size, rank)
+        self.address = (str(address[0]), port_arg(address[1]))
+        self.world_size = int_arg(world_size, "world_size", 1)
+        self.rank = int_arg(rank, "rank", 0)
         if self.rank >= self.world_size:
             raise NetworkConfigError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
         self.ethernet = ethernet
         self.dist_backend = dist_backend
-        self.processor = PackageProcessor(wire=wire, timeout=timeout, max_message_bytes=max_message_bytes)
+        self.processor = PackageProcessor(
+            wire=wire, timeout=timeout, max_message_bytes=max_message_bytes, max_tensors=max_tensors
+        )
         Package(wire_dtype=wire_dtype)  # validates wire_dtype now rather than at the first send
         self.wire_dtype = wire_dtype
-        self.run_id = _run_id(run_id)
+        self.run_id = run_id_arg(run_id)
         self.send_volume_intotal = 0
         self.recv_volume_intotal = 0
         self.farewells: set[int] = set()  # ranks sent an Exit or that sent one: their leaving is expected
@@ -170,7 +171,8 @@ class DistNetwork:
         `meta` (a few named numbers) travels in fastfl's wire format beside the content; the
         receiver reads it with `recv_message`, FedLab-style `recv` never shows it.
         """
-        self.send_package(_package(message_code, content, self.wire_dtype, meta), dst, count=count)
+        package = Package(message_code, content, wire_dtype=self.wire_dtype, meta=meta)
+        self.send_package(package, dst, count=count)
 
     def send_package(self, package: Package, dst: int = 0, count: bool = True) -> None:
         """Send an already built package (build once, send to many)."""
@@ -201,7 +203,8 @@ class DistNetwork:
 
     def recv_message(self, src: int | None = None, count: bool = True) -> Message:
         """Like `recv`, and also return the package's metadata: a `Message`."""
-        message, nbytes = _receive(self.processor, src)
+        got = self.processor.receive(src)
+        message, nbytes = Message(got.sender, got.message_code, got.content, got.meta), got.nbytes
         if count:
             self.recv_volume_intotal += nbytes
         if message.message_code == MessageCode.Exit:
@@ -259,73 +262,3 @@ class DistNetwork:
             f"torch.distributed connection is initializing with ip address {ip}:{port}, rank {self.rank}, "
             f"world size: {self.world_size}, backend {self.dist_backend}, ethernet {self.ethernet}."
         )
-
-
-def _package(code: MessageCode | int | None, content: Any, wire_dtype: Any, meta: Any) -> Package:
-    """A Package, with `meta` when one is given (the keyword exists once package metadata has landed)."""
-    if not meta:
-        return Package(code, content, wire_dtype=wire_dtype)
-    return Package(code, content, wire_dtype=wire_dtype, meta=meta)
-
-
-def _receive(processor: PackageProcessor, src: int | None) -> tuple[Message, int]:
-    """Receive one package as a Message, with its bytes as they travelled."""
-    receive = getattr(processor, "receive", None)
-    if receive is None:  # a processor without metadata support
-        (sender, code, content), nbytes = processor.recv_counted(src)
-        return Message(sender, code, content, {}), nbytes
-    got = receive(src)
-    return Message(got.sender, got.message_code, got.content, got.meta), got.nbytes
-
-
-def _from_env(
-    address: tuple[str, int | str] | None, world_size: int | None, rank: int | None
-) -> tuple[tuple[str, int | str], int, int]:
-    """Fill the missing arguments from the variables torchrun sets."""
-    needed = []
-    if address is None:
-        needed += ["MASTER_ADDR", "MASTER_PORT"]
-    if world_size is None:
-        needed.append("WORLD_SIZE")
-    if rank is None:
-        needed.append("RANK")
-    missing = [k for k in needed if k not in os.environ]
-    if missing:
-        raise NetworkConfigError(
-            f"DistNetwork needs address, world_size and rank, or the environment variables {', '.join(needed)} "
-            f"(as torchrun sets them); missing: {', '.join(missing)}"
-        )
-    env = os.environ
-    if address is None:
-        address = (env["MASTER_ADDR"], env["MASTER_PORT"])
-    world = int(env["WORLD_SIZE"]) if world_size is None else world_size
-    return address, world, int(env["RANK"]) if rank is None else rank
-
-
-def _run_id(run_id: object) -> str | None:
-    """The run identity: the argument, else $FASTFL_RUN_ID, else None (rank 0 makes one up)."""
-    if run_id is None:
-        run_id = os.environ.get(_rendezvous.RUN_ID_ENV) or None
-    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip() or "|" in run_id):
-        raise NetworkConfigError(f"run_id must be a non-empty string without '|', got {run_id!r}")
-    return run_id
-
-
-def _port(port: int | str) -> int:
-    try:
-        value = int(port)
-    except (TypeError, ValueError):
-        raise NetworkConfigError(f"address port must be an integer, got {port!r}") from None
-    if not 0 < value < 65536:
-        raise NetworkConfigError(f"address port must be in 1..65535, got {value}")
-    return value
-
-
-def _int_arg(value: object, name: str, low: int) -> int:
-    try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise NetworkConfigError(f"{name} must be an integer, got {value!r}") from None
-    if number < low or number != value:
-        raise NetworkConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    return number

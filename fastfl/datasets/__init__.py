@@ -1,7 +1,7 @@
-"""Command-line tools for data sets: `python -m fastfl.datasets leaf --name femnist --root DIR`."""
+"""Alias of `fastfl data leaf` kept for `python -m fastfl.datasets leaf --name femnist --root DIR`."""
 
 from __future__ import annotations
 
-from fastfl.datasets.cli import main
+from fastfl.cli.data_cmd import main
 
 __all__ = ["main"]

@@ -78,6 +78,95 @@ def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
     _C.mix_(s, CODES[s.dtype], n, CODES[n.dtype], alpha, threads())
 
 
+# ---- compression kernels (fastfl.ops.compress validates every argument first) ----
+
+COMPRESS_ABI_VERSION = 1  # must equal COMPRESS_ABI_VERSION in csrc/bindings.cpp
+
+
+def _compress_c() -> object:
+    """`_C`, checked to carry the compression kernels this module calls."""
+    if getattr(_C, "COMPRESS_ABI_VERSION", None) != COMPRESS_ABI_VERSION:
+        raise ImportError(f"fastfl._C lacks the compression kernels of this fastfl; {_REBUILD}")
+    return _C
+
+
+def sum_squares(x: Tensor) -> float:
+    """Sum of squares of x in float64."""
+    return float(_compress_c().sum_squares(x, CODES[x.dtype], threads()))
+
+
+def qsgd_encode(x: Tensor, scale: float, s: int, k0: int, k1: int, out: Tensor) -> None:
+    """Quantize x to s levels with stochastic rounding and pack sign+level codes into out."""
+    _compress_c().qsgd_encode(x, CODES[x.dtype], scale, s, k0, k1, out, threads())
+
+
+def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor) -> int:
+    """Unpack codes and write sign*level*step into out; return how many levels exceeded s."""
+    return int(_compress_c().qsgd_decode(codes, step, s, out, CODES[out.dtype], threads()))
+
+
+def topk_select(x: Tensor, k: int, idx: Tensor, vals: Tensor) -> None:
+    """The k largest |x| (ties to the lower index), ascending indices into idx, values into vals."""
+    _compress_c().topk_select(x, CODES[x.dtype], k, idx, vals)
+
+
+def gather(x: Tensor, idx: Tensor, vals: Tensor) -> None:
+    """vals[j] = x[idx[j]]."""
+    _compress_c().gather(x, CODES[x.dtype], idx, vals)
+
+
+def scatter_(out: Tensor, idx: Tensor, vals: Tensor | None) -> None:
+    """out[idx[j]] = vals[j] (0 where vals is None)."""
+    _compress_c().scatter_(out, CODES[out.dtype], idx, vals)
+
+
+def dgc_accumulate_(u: Tensor, v: Tensor, g: Tensor, momentum: float, nesterov: bool) -> None:
+    """DGC momentum correction: u = m*u + g; v += u (nesterov: u = (u + g)*m; v += u + g)."""
+    _compress_c().dgc_accumulate_(u, v, g, CODES[g.dtype], momentum, nesterov, threads())
+
+
+# Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
+_OPTIM = ("optim_local_step", "optim_control_update", "optim_server_step")
+
+
+def _optim_fn(name: str):
+    fn = getattr(_C, name, None)
+    if fn is None:
+        raise KernelArgumentError(
+            f"fastfl._C has no {name} (a build older than fastfl.ops.optim); {_REBUILD}"
+        )
+    return fn
+
+
+def optim_local_step(
+    w: Tensor, g: Tensor, anchor: Tensor | None, lin: Tensor | None, lr: float, mu: float
+) -> None:
+    """Compute w -= lr * (g + mu * (w - anchor) + lin); anchor is None when mu is 0."""
+    _optim_fn(_OPTIM[0])(w, g, anchor, lin, CODES[torch.float32], lr, mu, threads())
+
+
+def optim_control_update(
+    state: Tensor, x: Tensor, y: Tensor, shift: Tensor | None, delta: Tensor | None, scale: float
+) -> None:
+    """Compute state <- state - shift + scale * (x - y); delta <- new - old when given."""
+    _optim_fn(_OPTIM[1])(state, x, y, shift, delta, CODES[torch.float32], scale, threads())
+
+
+def optim_server_step(
+    x: Tensor,
+    delta: Tensor,
+    m: Tensor,
+    v: Tensor | None,
+    kind: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    tau: float,
+) -> None:
+    """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
+    _optim_fn(_OPTIM[2])(x, delta, m, v, CODES[torch.float32], kind, lr, b1, b2, tau, threads())
+
+
 # DLPack (type code, bits) of each dtype that `empty` can allocate.
 _DLPACK = {
     torch.int8: (0, 8),
@@ -146,45 +235,3 @@ _pool_limit_from_env()
 def set_pool_limit(nbytes: int) -> int:
     """Set the most bytes of freed large buffers kept for reuse; return the previous limit."""
     return int(_C.set_pool_limit(nbytes))
-
-
-# Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
-_OPTIM = ("optim_local_step", "optim_control_update", "optim_server_step")
-
-
-def _optim_fn(name: str):
-    fn = getattr(_C, name, None)
-    if fn is None:
-        raise KernelArgumentError(
-            f"fastfl._C has no {name} (a build older than fastfl.ops.optim); {_REBUILD}"
-        )
-    return fn
-
-
-def optim_local_step(
-    w: Tensor, g: Tensor, anchor: Tensor | None, lin: Tensor | None, lr: float, mu: float
-) -> None:
-    """Compute w -= lr * (g + mu * (w - anchor) + lin); anchor is None when mu is 0."""
-    _optim_fn(_OPTIM[0])(w, g, anchor, lin, CODES[torch.float32], lr, mu, threads())
-
-
-def optim_control_update(
-    state: Tensor, x: Tensor, y: Tensor, shift: Tensor | None, delta: Tensor | None, scale: float
-) -> None:
-    """Compute state <- state - shift + scale * (x - y); delta <- new - old when given."""
-    _optim_fn(_OPTIM[1])(state, x, y, shift, delta, CODES[torch.float32], scale, threads())
-
-
-def optim_server_step(
-    x: Tensor,
-    delta: Tensor,
-    m: Tensor,
-    v: Tensor | None,
-    kind: int,
-    lr: float,
-    b1: float,
-    b2: float,
-    tau: float,
-) -> None:
-    """Server optimizer step: kind 0 momentum, 1 adam, 2 yogi, 3 adagrad (see fastfl.ops.optim)."""
-    _optim_fn(_OPTIM[2])(x, delta, m, v, CODES[torch.float32], kind, lr, b1, b2, tau, threads())

@@ -29,6 +29,7 @@ except ImportError as err:
     ) from err
 
 from fastfl.ops import _numba_cast as cv
+from fastfl.ops import _numba_compress as kc
 from fastfl.ops import _numba_jit as jit
 from fastfl.ops import _numba_kernels as k
 
@@ -131,15 +132,72 @@ def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
     jit.run(k.mix, size, 2 * size, *args)
 
 
-def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
-    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
-    return torch.empty(tuple(shape), dtype=dtype)
+# ---- compression kernels (fastfl.ops.compress validates every argument first) ----
 
 
-def set_pool_limit(nbytes: int) -> int:
-    """This backend keeps no pool: nothing to limit; return 0."""
-    del nbytes
-    return 0
+def _np(t: Tensor) -> np.ndarray:
+    return t.view(-1).numpy()
+
+
+def _partials(n: int) -> np.ndarray:
+    return np.zeros(max(1, (n + jit.CHUNK - 1) // jit.CHUNK), dtype=np.float64)
+
+
+def sum_squares(x: Tensor) -> float:
+    """Sum of squares of x in float64."""
+    n = x.numel()
+    parts = _partials(n)
+    jit.run(kc.sum_squares, n, n, _np(x), parts)
+    return float(parts.sum())
+
+
+def qsgd_encode(x: Tensor, scale: float, s: int, k0: int, k1: int, out: Tensor) -> None:
+    """Quantize x to s levels with stochastic rounding and pack sign+level codes into out."""
+    n = x.numel()
+    bits = 1 + int(s).bit_length()
+    jit.run(kc.qsgd_encode, n, n, _np(x), float(scale), int(s), int(k0), int(k1), bits, _np(out))
+
+
+def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor) -> int:
+    """Unpack codes and write sign*level*step into out; return how many levels exceeded s."""
+    n = out.numel()
+    bad = _partials(n)
+    bits = 1 + int(s).bit_length()
+    jit.run(kc.qsgd_decode, n, n, _np(codes), float(step), int(s), bits, _np(out), bad)
+    return int(bad.sum())
+
+
+def topk_select(x: Tensor, k: int, idx: Tensor, vals: Tensor) -> None:
+    """The k largest |x| (ties to the lower index), ascending indices into idx, values into vals."""
+    if k == 0:
+        return
+    xs = _np(x)
+    if k >= x.numel():
+        _np(idx)[:] = np.arange(x.numel())
+        _np(vals)[:] = xs
+        return
+    keys, shift = kc.keys(xs)
+    kc.topk_select_keys(keys, shift, xs, int(k), _np(idx), _np(vals))
+
+
+def gather(x: Tensor, idx: Tensor, vals: Tensor) -> None:
+    """vals[j] = x[idx[j]]."""
+    if idx.numel():
+        kc.gather(_np(x), _np(idx), _np(vals))
+
+
+def scatter_(out: Tensor, idx: Tensor, vals: Tensor | None) -> None:
+    """out[idx[j]] = vals[j] (0 where vals is None)."""
+    if idx.numel():
+        flat = _np(out)
+        kc.scatter(flat, _np(idx), flat[:0] if vals is None else _np(vals), vals is None)
+
+
+def dgc_accumulate_(u: Tensor, v: Tensor, g: Tensor, momentum: float, nesterov: bool) -> None:
+    """DGC momentum correction: u = m*u + g; v += u (nesterov: u = (u + g)*m; v += u + g)."""
+    n = g.numel()
+    us = _np(u)
+    jit.run(kc.dgc, n, 3 * n, us, _np(v), _np(g), us.dtype.type(momentum), bool(nesterov))
 
 
 # Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
@@ -198,3 +256,14 @@ def optim_server_step(
         float(b2),
     )
     jit.run(ko.server_step, n, 4 * n, *args, float(tau))
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
+    return torch.empty(tuple(shape), dtype=dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """This backend keeps no pool: nothing to limit; return 0."""
+    del nbytes
+    return 0

@@ -59,15 +59,112 @@ def mix_(s: Tensor, n: Tensor, alpha: float) -> None:
         flat.copy_(flat.to(wide).mul_(1.0 - alpha).add_(n.reshape(-1).to(wide), alpha=alpha))
 
 
-def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
-    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
-    return torch.empty(tuple(shape), dtype=dtype)
+# ---- compression kernels (fastfl.ops.compress); the reference the other backends must match ----
+
+_M32 = 0xFFFFFFFF
 
 
-def set_pool_limit(nbytes: int) -> int:
-    """This backend keeps no pool: nothing to limit; return 0."""
-    del nbytes
-    return 0
+def _mix32(h: Tensor) -> Tensor:
+    """murmur3's 32-bit finaliser on int64 tensors holding 32-bit values (products wrap mod 2^64)."""
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & _M32
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & _M32
+    return h ^ (h >> 16)
+
+
+def uniform_at(start: int, count: int, k0: int, k1: int, device: torch.device | None = None) -> Tensor:
+    """QSGD's uniform draws in [0, 1) (float64) for element indices start..start+count-1."""
+    i = torch.arange(start, start + count, dtype=torch.int64, device=device)
+    h = _mix32(((i & _M32) * 0x9E3779B9 + k0) & _M32)
+    h = _mix32(h ^ k1 ^ ((i >> 32) & _M32))
+    return (h >> 8).double() * (1.0 / 16777216.0)
+
+
+def qsgd_bits(s: int) -> int:
+    """Bits of one QSGD code: a sign bit plus the bit length of s."""
+    return 1 + int(s).bit_length()
+
+
+def sum_squares(x: Tensor) -> float:
+    """Sum of squares of x in float64."""
+    flat = x.reshape(-1).double()
+    return float(torch.dot(flat, flat))
+
+
+def qsgd_encode(x: Tensor, scale: float, s: int, k0: int, k1: int, out: Tensor) -> None:
+    """Quantize x to s levels with stochastic rounding and pack sign+level codes into out's bytes."""
+    flat = x.reshape(-1)
+    r = flat.double().abs() * scale
+    level = r.floor()
+    level = torch.where(uniform_at(0, flat.numel(), k0, k1, flat.device) < r - level, level + 1.0, level)
+    codes = (level.clamp(max=float(s)).to(torch.int64) << 1) | (flat < 0).to(torch.int64)
+    out.copy_(_pack_bits(codes, qsgd_bits(s), out.numel()))
+
+
+def qsgd_decode(codes: Tensor, step: float, s: int, out: Tensor) -> int:
+    """Unpack codes and write sign*level*step into out; return how many levels exceeded s."""
+    code = _unpack_bits(codes, qsgd_bits(s), out.numel())
+    level = code >> 1
+    bad = int((level > s).sum())
+    signed = torch.where((code & 1).bool(), -level.clamp(max=s), level.clamp(max=s))
+    out.view(-1).copy_(signed.double() * step)  # a zero level decodes as +0.0 whatever its sign bit
+    return bad
+
+
+def _pack_bits(codes: Tensor, bits: int, nbytes: int) -> Tensor:
+    """Little-endian bit stream of `bits`-bit codes, zero-padded to nbytes bytes."""
+    stream = ((codes.unsqueeze(1) >> torch.arange(bits, device=codes.device)) & 1).reshape(-1)
+    stream = torch.cat([stream, stream.new_zeros(nbytes * 8 - stream.numel())])
+    weights = 1 << torch.arange(8, device=codes.device)
+    return (stream.reshape(-1, 8) * weights).sum(1).to(torch.uint8)
+
+
+def _unpack_bits(data: Tensor, bits: int, count: int) -> Tensor:
+    """The first `count` codes of `bits` bits each from a little-endian bit stream (int64)."""
+    stream = ((data.to(torch.int64).unsqueeze(1) >> torch.arange(8, device=data.device)) & 1).reshape(-1)
+    stream = stream[: count * bits].reshape(count, bits)
+    return (stream << torch.arange(bits, device=data.device)).sum(1)
+
+
+def _magnitude_keys(x: Tensor) -> Tensor:
+    """|x|'s bit pattern as int64, ordered like |x| (NaN above Inf)."""
+    if x.dtype == torch.float64:
+        return x.view(torch.int64) & 0x7FFFFFFFFFFFFFFF
+    return x.view(torch.int32).to(torch.int64) & 0x7FFFFFFF
+
+
+def topk_select(x: Tensor, k: int, idx: Tensor, vals: Tensor) -> None:
+    """The k largest |x| (ties to the lower index), ascending indices into idx, values into vals."""
+    flat = x.reshape(-1)
+    order = torch.sort(_magnitude_keys(flat), descending=True, stable=True).indices[:k]
+    chosen = order.sort().values
+    idx.copy_(chosen)
+    vals.copy_(flat[chosen])
+
+
+def gather(x: Tensor, idx: Tensor, vals: Tensor) -> None:
+    """vals[j] = x[idx[j]]."""
+    vals.copy_(x.reshape(-1)[idx])
+
+
+def scatter_(out: Tensor, idx: Tensor, vals: Tensor | None) -> None:
+    """out[idx[j]] = vals[j] (0 where vals is None)."""
+    flat = out.view(-1)
+    if vals is None:
+        flat[idx] = 0
+    else:
+        flat[idx] = vals
+
+
+def dgc_accumulate_(u: Tensor, v: Tensor, g: Tensor, momentum: float, nesterov: bool) -> None:
+    """DGC momentum correction: u = m*u + g; v += u (nesterov: u = (u + g)*m; v += u + g)."""
+    if nesterov:
+        u.add_(g).mul_(momentum)
+        v.add_(u).add_(g)
+    else:
+        u.mul_(momentum).add_(g)
+        v.add_(u)
 
 
 # Optimizer kernels of fastfl.ops.optim (float32 buffers, validated there).
@@ -125,3 +222,14 @@ def optim_server_step(
     else:
         vf.add_(d2)
     x.view(-1).add_(mf / (vf.sqrt() + tau), alpha=lr)
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """A new uninitialised CPU tensor (torch's allocator: no huge-page advice, no pool)."""
+    return torch.empty(tuple(shape), dtype=dtype)
+
+
+def set_pool_limit(nbytes: int) -> int:
+    """This backend keeps no pool: nothing to limit; return 0."""
+    del nbytes
+    return 0

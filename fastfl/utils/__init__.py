@@ -13,8 +13,10 @@ from fastfl.utils.aggregator import Aggregators, StreamingAggregator
 from fastfl.utils.logger import Logger
 from fastfl.utils.message_code import MessageCode
 from fastfl.utils.serialization import SerializationTool
+from fastfl.utils.state_dicts import aggregate_state_dicts
 
 __all__ = ["Aggregators", "Logger", "MessageCode", "SerializationTool", "StreamingAggregator"]
+__all__ += ["aggregate_state_dicts"]
 
 _LAZY_SUBMODULES = ("functional", "dataset")
 

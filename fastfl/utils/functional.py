@@ -1,9 +1,11 @@
 """fastfl.utils.functional: FedLab 1.2.1's helpers (meters, evaluation, config, seeds, pickles, reports).
 
-Differences from FedLab (docs/compat.md): `AverageMeter.update(val, n)` weights `val` by `n`;
-`evaluate` returns the mean loss over samples (FedLab: the sum of per-batch means) and restores
-the model's train/eval modes; `get_best_gpu` raises a clear error without CUDA and imports NVML
-only when called.
+Fidelity rule (docs/compat.md): the numbers these helpers return are FedLab's. `AverageMeter.update(val, n)`
+adds `val` and counts `n` as FedLab does (so ``update(correct, batch_size)`` gives the accuracy);
+`update_mean(val, n)` records `val` as the mean of `n` items. `evaluate` returns FedLab's (sum of the
+batches' mean losses, accuracy); `evaluate_mean` returns the mean loss per sample. Other
+differences: `evaluate` restores the model's train/eval modes; `get_best_gpu` raises a clear
+error without CUDA and imports NVML only when called.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "DeviceUnavailableError",
     "accuracy",
     "evaluate",
+    "evaluate_mean",
     "get_best_gpu",
     "load_dict",
     "partition_report",
@@ -37,7 +40,7 @@ __all__ = [
 
 
 class AverageMeter:
-    """The running mean of values that each stand for `n` items (e.g. a batch's mean loss)."""
+    """Running sums of a metric, FedLab 1.2.1's meter: ``avg = sum / count``."""
 
     def __init__(self) -> None:
         self.reset()
@@ -50,13 +53,25 @@ class AverageMeter:
         self.count = 0.0
 
     def update(self, val: float, n: float = 1) -> None:
-        """Record `val` as the mean of `n` items: sum += val·n, count += n, avg = sum / count.
+        """FedLab's update: ``sum += val``, ``count += n``, ``avg = sum / count``.
+
+        `val` is a total over `n` items (e.g. the correct predictions of a batch of `n`), so
+        `avg` is the per-item mean. To record a per-item mean of `n` items (e.g. a batch's mean
+        loss), use `update_mean`.
+        """
+        self.val = val
+        self.sum += val
+        self.count += n
+        self.avg = self.sum / self.count
+
+    def update_mean(self, val: float, n: float = 1) -> None:
+        """Record `val` as the mean of `n` items: ``sum += val·n``, ``count += n``, ``avg = sum / count``.
 
         Raises:
             ValueError: `n` is negative.
         """
         if n < 0:
-            raise KernelArgumentError(f"n is {n}; the number of items must be non-negative")
+            raise ValueError(f"n is {n}; the number of items must be non-negative")
         self.val = val
         self.sum += val * n
         self.count += n
@@ -73,23 +88,14 @@ def _batch_loss_sum(loss: Tensor, criterion: Callable[..., Tensor], n: int) -> f
     return float(loss.item()) * n
 
 
-def evaluate(
+def _run_eval(
     model: nn.Module, criterion: Callable[..., Tensor], test_loader: Iterable[tuple[Tensor, Tensor]]
-) -> tuple[float, float]:
-    """Return (mean loss per sample, accuracy in [0, 1]) of `model` over `test_loader`.
-
-    The model runs in eval mode under `torch.no_grad()` on the device of its first parameter;
-    each module's train/eval mode is restored afterwards. The prediction is the argmax over
-    dim 1. A criterion with `reduction="sum"` or `"none"` is handled; any other criterion is
-    taken to return the batch mean.
-
-    Raises:
-        ValueError: the loader yielded no samples.
-    """
+) -> tuple[float, float, int, int]:
+    """(sum of batch losses as the criterion returns them, sum of per-sample losses, correct, samples)."""
     modes = [(m, m.training) for m in model.modules()]
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
-    loss_sum, correct, total = 0.0, 0, 0
+    raw_sum, loss_sum, correct, total = 0.0, 0.0, 0, 0
     model.eval()
     try:
         with torch.no_grad():
@@ -97,7 +103,9 @@ def evaluate(
                 inputs, labels = inputs.to(device), labels.to(device)
                 outputs = model(inputs)
                 n = int(labels.size(0))
-                loss_sum += _batch_loss_sum(criterion(outputs, labels), criterion, n)
+                loss = criterion(outputs, labels)
+                raw_sum += float(loss.sum().item()) if loss.dim() else float(loss.item())
+                loss_sum += _batch_loss_sum(loss, criterion, n)
                 correct += int((outputs.argmax(dim=1) == labels).sum().item())
                 total += n
     finally:
@@ -105,6 +113,38 @@ def evaluate(
             module.training = training
     if total == 0:
         raise KernelArgumentError("test_loader yielded no samples; cannot evaluate on an empty data set")
+    return raw_sum, loss_sum, correct, total
+
+
+def evaluate(
+    model: nn.Module, criterion: Callable[..., Tensor], test_loader: Iterable[tuple[Tensor, Tensor]]
+) -> tuple[float, float]:
+    """FedLab's evaluation: (sum over batches of the criterion's value, accuracy in [0, 1]).
+
+    With a mean-reducing criterion the first number is the sum of the batches' mean losses, as
+    FedLab 1.2.1 returns it; `evaluate_mean` gives the mean loss per sample. The model runs in
+    eval mode under `torch.no_grad()` on the device of its first parameter; each module's
+    train/eval mode is restored afterwards. The prediction is the argmax over dim 1.
+
+    Raises:
+        ValueError: the loader yielded no samples.
+    """
+    raw_sum, _, correct, total = _run_eval(model, criterion, test_loader)
+    return raw_sum, correct / total
+
+
+def evaluate_mean(
+    model: nn.Module, criterion: Callable[..., Tensor], test_loader: Iterable[tuple[Tensor, Tensor]]
+) -> tuple[float, float]:
+    """Return (mean loss per sample, accuracy in [0, 1]) of `model` over `test_loader`.
+
+    A criterion with `reduction="sum"` or `"none"` is handled; any other criterion is taken to
+    return the batch mean. Otherwise as `evaluate`.
+
+    Raises:
+        ValueError: the loader yielded no samples.
+    """
+    _, loss_sum, correct, total = _run_eval(model, criterion, test_loader)
     return loss_sum / total, correct / total
 
 

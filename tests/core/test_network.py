@@ -151,3 +151,10 @@ def test_core_reexports_like_fedlab_core():
     assert core.server is importlib.import_module("fastfl.core.server")
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = core.nothing
+
+
+def test_receive_limits_reach_the_processor():
+    net = DistNetwork(("127.0.0.1", 1), 2, 0, max_message_bytes=1 << 20, max_tensors=10)
+    assert (net.processor.max_message_bytes, net.processor.max_tensors) == (1 << 20, 10)
+    with pytest.raises(NetworkConfigError, match="max_tensors must be a positive integer"):
+        DistNetwork(("127.0.0.1", 1), 2, 0, max_tensors=0)

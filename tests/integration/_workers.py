@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from fastfl.core._updates import send_with_meta
 from fastfl.core.client import (
     ActiveClientManager,
     PassiveClientManager,
@@ -98,8 +99,8 @@ def raw_server_passive(a):
     net.send([torch.tensor([0.0]), params], MessageCode.ParameterUpdate, 2)
     got = {}
     for _ in range(2):
-        s, c, p = net.recv()
-        got[s] = (c.name, [t.numel() for t in p], p[-1].tolist())
+        s, c, p, meta = _recv_with_meta(net)
+        got[s] = (c.name, [t.numel() for t in p], meta)
     log["updates"] = got
     for r in (1, 2):
         net.send([torch.tensor([0.0]), params], MessageCode.Exit, r)
@@ -107,6 +108,15 @@ def raw_server_passive(a):
     log["feedback"] = (s, c.name, p)
     net.close_network_connection()
     Path(a["out"]).write_text(json.dumps(log))
+
+
+def _recv_with_meta(net, src=None):
+    """(sender, code, content, meta) through `recv_message` when the network has it (contract C2)."""
+    if hasattr(net, "recv_message"):
+        m = net.recv_message(src)
+        return m.sender, m.message_code, m.content, dict(m.meta)
+    s, c, p = net.recv(src)
+    return s, c, p, None
 
 
 def raw_server_active(a):
@@ -142,8 +152,14 @@ def raw_client(a):
             if a["rank"] == a["world"] - 1:
                 net.send(None, MessageCode.Exit, 0)
             break
-        ups = [torch.full((D,), float(a["rank"]))] * len(p[0])
-        net.send([*ups, torch.tensor([10.0] * len(p[0]))], MessageCode.ParameterUpdate, 0)
+        k = len(p[0])
+        ups = [torch.full((D,), float(a["rank"]))] * k
+        meta = {
+            "num_samples": a["samples"] * k,
+            "num_clients": k,
+            **{f"n{i}": a["samples"] for i in range(k)},
+        }
+        send_with_meta(net, ups, MessageCode.ParameterUpdate, 0, meta if a.get("meta") else None)
     net.close_network_connection()
     Path(a["out"]).write_text(json.dumps(log))
 

@@ -16,17 +16,25 @@ from torch.utils.data import DataLoader, TensorDataset
 from fastfl.utils import functional as F
 
 
-def test_average_meter_weights_values_by_n():
+def test_average_meter_update_is_fedlabs_and_update_mean_weights_by_n():
     meter = F.AverageMeter()
     meter.update(2.0, n=3)
     meter.update(4.0)
-    assert (meter.val, meter.sum, meter.count, meter.avg) == (4.0, 10.0, 4, 2.5)  # FedLab: avg 1.5
-    meter.update(100.0, n=0)
-    assert meter.avg == 2.5
-    meter.reset()
-    assert (meter.val, meter.sum, meter.count, meter.avg) == (0.0, 0.0, 0.0, 0.0)
+    assert (meter.val, meter.sum, meter.count, meter.avg) == (4.0, 6.0, 4, 1.5)  # FedLab's arithmetic
+    acc = F.AverageMeter()
+    for correct, batch in [(40, 50), (45, 50)]:
+        acc.update(correct, batch)
+    assert acc.avg == pytest.approx(0.85)  # FedLab's accuracy pattern
+    mean = F.AverageMeter()
+    mean.update_mean(2.0, n=3)
+    mean.update_mean(4.0)
+    assert (mean.val, mean.sum, mean.count, mean.avg) == (4.0, 10.0, 4, 2.5)
+    mean.update_mean(100.0, n=0)
+    assert mean.avg == 2.5
+    mean.reset()
+    assert (mean.val, mean.sum, mean.count, mean.avg) == (0.0, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="n is -1"):
-        meter.update(1.0, n=-1)
+        mean.update_mean(1.0, n=-1)
 
 
 def classifier_and_loader(n=10, batch=4):
@@ -37,7 +45,7 @@ def classifier_and_loader(n=10, batch=4):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_evaluate_returns_mean_loss_over_samples(reduction):
+def test_evaluate_mean_returns_mean_loss_over_samples(reduction):
     model, loader, x, y = classifier_and_loader()  # batches of 4, 4 and 2
     model.eval()
     with torch.no_grad():
@@ -45,7 +53,7 @@ def test_evaluate_returns_mean_loss_over_samples(reduction):
     expected_loss = nn.functional.cross_entropy(logits, y).item()
     expected_acc = (logits.argmax(1) == y).float().mean().item()
     model.train()
-    loss, acc = F.evaluate(model, nn.CrossEntropyLoss(reduction=reduction), loader)
+    loss, acc = F.evaluate_mean(model, nn.CrossEntropyLoss(reduction=reduction), loader)
     assert loss == pytest.approx(expected_loss, rel=1e-6)
     assert acc == pytest.approx(expected_acc)
     assert model.training  # restored
@@ -68,7 +76,9 @@ def test_evaluate_against_fedlab():
     assert ours[1] == pytest.approx(theirs[1])
     batch_means = [criterion(model(xb), yb).item() for xb, yb in loader]
     assert theirs[0] == pytest.approx(sum(batch_means), rel=1e-5)  # FedLab's sum of batch means (B8)
-    assert ours[0] == pytest.approx(
+    assert ours[0] == pytest.approx(theirs[0], rel=1e-6)  # evaluate keeps FedLab's numbers
+    mean = F.evaluate_mean(model, criterion, loader)
+    assert mean[0] == pytest.approx(
         (4 * batch_means[0] + 4 * batch_means[1] + 2 * batch_means[2]) / 10, rel=1e-5
     )
 

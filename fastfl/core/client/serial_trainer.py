@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -12,33 +13,39 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
 from fastfl import ops
-from fastfl.core._updates import make_uplink
+from fastfl.core._updates import counts_meta
 from fastfl.core.client import SERIAL_TRAINER
 from fastfl.core.client._batches import SubsetBatches, as_index_tensor
 from fastfl.core.client._mode import AUTO, ModeChooser
 from fastfl.core.client._vectorized import VectorizedSGD, train_clients
-from fastfl.core.model_maintainer import ModelMaintainer, bind_flat_, read_params, write_params_
+from fastfl.core.client.trainer import ClientTrainer
+from fastfl.core.communicator.buffers import HostBlock
+from fastfl.core.model_maintainer import bind_flat_, read_params, write_params_
 
 __all__ = ["SerialTrainer", "SubsetSerialTrainer"]
 
 
-class SerialTrainer(ModelMaintainer):
+class SerialTrainer(ClientTrainer):
     """Train K clients in sequence with one model, all starting from the same global parameters.
 
     Subclasses implement `_get_dataloader(client_id)` and `_train_alone(model_parameters,
-    train_loader)`. After `local_process`, `uplink_package` holds one parameter vector per trained
-    client (rows of one buffer reused across rounds: copy them if you keep them past the next
-    round), followed by the clients' sample counts when they are known.
+    train_loader)`. `local_process` returns, and `uplink_package` then is, FedLab's list of one
+    parameter vector per trained client. The vectors are rows of a buffer that a later round
+    reuses only when nothing outside the trainer holds any of them any more, so vectors that user
+    code keeps stay valid, and a loop that drops them pays no new allocation. The clients' sample
+    counts go in `uplink_meta` (package metadata), not in the upload.
 
     Args:
         model: the model every client trains (not copied).
         client_num: how many clients this process simulates.
         cuda: train on a CUDA device.
-        logger: where to log (default: the ``fastfl.client`` logger).
+        logger: where to log (default: the ``fastfl.client`` logger), kept as `_LOGGER`.
         aggregate: average the clients locally, weighted by sample count, and upload one vector
             for all of them instead of K (the server must then weight FedAvg by sample counts).
-        report_samples: append the sample counts to the uplink.
+        report_samples: report the clients' sample counts in `uplink_meta`.
     """
+
+    _POOL = 2  # row buffers kept: the one user code may still hold, and the one being filled
 
     def __init__(
         self,
@@ -55,13 +62,13 @@ class SerialTrainer(ModelMaintainer):
             raise ValueError(f"client_num must be an integer >= 1, got {client_num!r}")
         self.client_num = int(client_num)
         self.type = SERIAL_TRAINER
-        self._logger = logger if logger is not None else logging.getLogger("fastfl.client")
+        self._LOGGER = logger if logger is not None else logging.getLogger("fastfl.client")
         self.aggregate = aggregate
         self.report_samples = report_samples or aggregate
         self.param_list: list[Tensor] = []
         self.sample_counts: list[int] = []
         self.losses: list[float] = []
-        self._rows = torch.empty(0)
+        self._row_pool: list[HostBlock] = []
         self._flat = bind_flat_(self._model)
 
     def _load_params_(self, model_parameters: Tensor) -> None:
@@ -79,9 +86,15 @@ class SerialTrainer(ModelMaintainer):
 
     @property
     def uplink_package(self) -> list[Tensor]:
-        """The trained clients' parameters (or their weighted mean), then their sample counts."""
-        counts = self.sample_counts if self.report_samples and self.sample_counts else None
-        return make_uplink(self.param_list, counts)
+        """`param_list`: the trained clients' parameter vectors (or their weighted mean with `aggregate`)."""
+        return self.param_list
+
+    @property
+    def uplink_meta(self) -> dict[str, int | float]:
+        """The sample counts behind `uplink_package` (see `fastfl.core._updates`), {} when not reported."""
+        if not self.report_samples or not self.sample_counts:
+            return {}
+        return counts_meta(self.sample_counts, aggregated=self.aggregate)
 
     def _get_dataloader(self, client_id: int) -> Iterable[tuple[Tensor, Tensor]]:
         raise NotImplementedError(f"{type(self).__name__} must define _get_dataloader(client_id)")
@@ -99,9 +112,19 @@ class SerialTrainer(ModelMaintainer):
         return next((p.dtype for p in self._model.parameters()), torch.float32)
 
     def _row_buffer(self, rows: int, numel: int) -> Tensor:
-        if self._rows.dim() != 2 or self._rows.shape[0] < rows or self._rows.shape[1] != numel:
-            self._rows = torch.empty(rows, numel, dtype=self._model_dtype())
-        return self._rows
+        """A [rows, numel] buffer for this round's vectors, in memory nothing outside holds any more.
+
+        The memory is a pooled `HostBlock` whose handed-out tensors (and every view of them) are
+        watched, so a block is reused only after user code dropped every vector of its round.
+        """
+        self.param_list = []
+        dtype = self._model_dtype()
+        nbytes = rows * numel * dtype.itemsize
+        block = next((b for b in self._row_pool if b.nbytes >= nbytes and b.free()), None)
+        if block is None:
+            block = HostBlock(nbytes)
+            self._row_pool = [*self._row_pool[-(self._POOL - 1) :], block]
+        return block.tensor(nbytes).view(dtype).view(rows, numel)
 
     def local_process(self, id_list: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
         """Train the clients in `id_list` (local ids, in the given order) from ``payload[0]``.
@@ -114,7 +137,7 @@ class SerialTrainer(ModelMaintainer):
             if not 0 <= i < self.client_num:
                 raise ValueError(f"client id {i} is out of range for this trainer (0..{self.client_num - 1})")
         model_parameters = payload[0]
-        self._logger.info(f"Local training with client id list: {ids}")
+        self._LOGGER.info(f"Local training with client id list: {ids}")
         numel = model_parameters.numel()
         rows = self._row_buffer(1 if self.aggregate else len(ids), numel)
         counts: list[int] = []
@@ -122,7 +145,7 @@ class SerialTrainer(ModelMaintainer):
         if self.aggregate:
             acc = torch.zeros(numel, dtype=torch.float32)
         for k, idx in enumerate(ids):
-            self._logger.debug(f"Starting training procedure of client [{idx}]")
+            self._LOGGER.debug(f"Starting training procedure of client [{idx}]")
             loader = self._get_dataloader(client_id=idx)
             self._train_alone(model_parameters, loader)
             n = self._sample_count(loader)
@@ -156,7 +179,8 @@ class SubsetSerialTrainer(SerialTrainer):
         logger: where to log.
         cuda: train on a CUDA device.
         args: ``{"epochs": 5, "batch_size": 100, "lr": 0.1}``; "shuffle" (default True) may be added.
-        seed: seed of the per-client shuffling (None: torch's global generator).
+        seed: seed of per-client shuffling, a new order every epoch (None: FedLab's order, see
+            `_get_dataloader`).
         id_offset: global id of local client 0 (only used to derive per-client seeds).
         aggregate: see `SerialTrainer`.
         report_samples: see `SerialTrainer`.
@@ -209,6 +233,7 @@ class SubsetSerialTrainer(SerialTrainer):
         self.seed = seed
         self.id_offset = id_offset
         self._indices: dict[int, Tensor] = {}
+        self._orders: dict[int, list[int]] = {}
         self._uses: dict[int, int] = {}
         self._criterion = nn.CrossEntropyLoss()
         self._optimizer: torch.optim.SGD | None = None
@@ -229,11 +254,29 @@ class SubsetSerialTrainer(SerialTrainer):
         return torch.Generator().manual_seed(key % (2**63))
 
     def _get_dataloader(self, client_id: int) -> SubsetBatches:
+        """This round's batches of client `client_id` (a local id).
+
+        Without `seed`, the order is FedLab's: the client's indices shuffled once per round with
+        Python's global `random` (continuing from the last round's order, as FedLab's in-place
+        shuffle does, but on a private copy), the same order in every epoch, and one draw of
+        torch's global generator per epoch (as a DataLoader makes). With `seed`, a new order every
+        epoch from the client's own generator.
+        """
+        batch_size = int(self.args["batch_size"])
+        shuffle = bool(self.args.get("shuffle", True))
+        if self.seed is None and shuffle:
+            order = self._orders.get(client_id)
+            if order is None:
+                order = self._orders[client_id] = self._get_indices(client_id).tolist()
+            random.shuffle(order)
+            return _FedLabOrder(
+                self.dataset, torch.tensor(order, dtype=torch.int64), batch_size, shuffle=False
+            )
         return SubsetBatches(
             self.dataset,
             self._get_indices(client_id),
-            int(self.args["batch_size"]),
-            shuffle=bool(self.args.get("shuffle", True)),
+            batch_size,
+            shuffle=shuffle,
             generator=self._client_generator(client_id),
         )
 
@@ -312,11 +355,11 @@ class SubsetSerialTrainer(SerialTrainer):
                 raise ValueError(f"client id {i} is out of range for this trainer (0..{self.client_num - 1})")
         reason = self._vectorize_reason(ids)
         if reason is not None:
-            log = self._logger.debug if self._fallback_logged else self._logger.warning
+            log = self._LOGGER.debug if self._fallback_logged else self._LOGGER.warning
             log(f"batch_clients: training one client at a time because {reason}")
             self._fallback_logged = True
             return super().local_process(ids, payload)
-        self._logger.info(f"Local training (vmapped, up to {batch_clients} at once) of clients: {ids}")
+        self._LOGGER.info(f"Local training (vmapped, up to {batch_clients} at once) of clients: {ids}")
         return self._vectorized_process(ids, payload[0], batch_clients)
 
     def _vectorized_process(
@@ -346,3 +389,17 @@ class SubsetSerialTrainer(SerialTrainer):
         self.sample_counts = counts
         self.losses = losses.tolist()
         return self.param_list
+
+
+class _FedLabOrder(SubsetBatches):
+    """A fixed order for all epochs; each epoch draws once from torch's global generator, as a DataLoader does.
+
+    The draw is in `_order`, which both the one-at-a-time path (once per epoch, in `__iter__`) and
+    the vmapped path (once per client and epoch, in id order) call, so both leave torch's
+    generator where FedLab's DataLoader leaves it.
+    """
+
+    def _order(self) -> Tensor:
+        if self._tensors is not None:  # the other path iterates a real DataLoader, which draws itself
+            torch.empty((), dtype=torch.int64).random_()
+        return super()._order()

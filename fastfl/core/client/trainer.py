@@ -1,4 +1,13 @@
-"""ClientTrainer and SGDClientTrainer: one client's local training (FedLab 1.2.1 API)."""
+"""ClientTrainer and SGDClientTrainer: one client's local training (FedLab 1.2.1 API).
+
+The interface a client manager uses (FedLab's names): ``client_num`` (reported at setup),
+``local_process(payload)`` for a trainer of one client or ``local_process(id_list, payload)`` for
+a trainer of many (the manager tells them apart by whether `local_process` takes ``id_list``),
+and ``uplink_package`` (the list of tensors uploaded, exactly FedLab's). fastfl's optional extra:
+``uplink_meta``, a dict sent beside the upload as package metadata (sample counts), which
+FedLab-style code never sees. ``type`` (`ORDINARY_TRAINER` / `SERIAL_TRAINER`) is kept for user
+code that reads it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fastfl.core._updates import make_uplink
+from fastfl.core._updates import counts_meta
 from fastfl.core.client import ORDINARY_TRAINER
 from fastfl.core.model_maintainer import ModelMaintainer, write_params_
 
@@ -34,9 +43,23 @@ class ClientTrainer(ModelMaintainer):
         self.type = ORDINARY_TRAINER
 
     @property
+    def _logger(self) -> Any:
+        """The older fastfl name of FedLab's `_LOGGER` (the ``fastfl.client`` logger when unset)."""
+        return self.__dict__.get("_LOGGER") or logging.getLogger("fastfl.client")
+
+    @_logger.setter
+    def _logger(self, value: Any) -> None:
+        self._LOGGER = value
+
+    @property
     def uplink_package(self) -> list[Tensor]:
         """The tensors to upload after `local_process`."""
         raise NotImplementedError(f"{type(self).__name__} must define uplink_package")
+
+    @property
+    def uplink_meta(self) -> dict[str, int | float]:
+        """Metadata sent beside `uplink_package` (fastfl extra; empty: nothing to add)."""
+        return {}
 
     def local_process(self, payload: list[Tensor]) -> None:
         """Train from the server's payload (``payload[0]`` is the global model)."""
@@ -61,9 +84,9 @@ class SGDClientTrainer(ClientTrainer):
         optimizer: a torch optimizer (its state, e.g. momentum, persists across rounds).
         criterion: the loss function.
         cuda: train on a CUDA device.
-        logger: where to log (default: the ``fastfl.client`` logger).
-        report_samples: append the sample count to the uplink so the server can weight FedAvg;
-            pass False to upload exactly FedLab's ``[params]``.
+        logger: where to log (default: the ``fastfl.client`` logger), kept as `_LOGGER`.
+        report_samples: report the number of samples of the last `train` in `uplink_meta`, so a
+            fastfl server can weight FedAvg (the upload itself is always FedLab's ``[params]``).
     """
 
     def __init__(
@@ -85,7 +108,7 @@ class SGDClientTrainer(ClientTrainer):
         self.epochs = int(epochs)
         self.optimizer = optimizer
         self.criterion = criterion
-        self._logger = logger if logger is not None else logging.getLogger("fastfl.client")
+        self._LOGGER = logger if logger is not None else logging.getLogger("fastfl.client")
         self.report_samples = report_samples
         self.model_time = 0
         self.sample_count: int | None = None
@@ -93,9 +116,15 @@ class SGDClientTrainer(ClientTrainer):
 
     @property
     def uplink_package(self) -> list[Tensor]:
-        """``[params]``, plus ``[sample count]`` when `report_samples` and the count is known."""
-        counts = [self.sample_count] if self.report_samples and self.sample_count is not None else None
-        return make_uplink([self.model_parameters], counts)
+        """``[params]`` (FedLab's upload)."""
+        return [self.model_parameters]
+
+    @property
+    def uplink_meta(self) -> dict[str, int | float]:
+        """``{"num_samples": n}`` after a `train` of this class (with `report_samples`), else {}."""
+        if not self.report_samples or self.sample_count is None:
+            return {}
+        return counts_meta([self.sample_count])
 
     def local_process(self, payload: list[Tensor]) -> None:
         """Train from ``payload[0]``, the global model."""
@@ -104,7 +133,7 @@ class SGDClientTrainer(ClientTrainer):
     def train(self, model_parameters: Tensor) -> None:
         """Load the global parameters, then run `epochs` epochs of SGD over the loader."""
         write_params_(self._model, model_parameters)
-        self._logger.info("Local train procedure is running")
+        self._LOGGER.info("Local train procedure is running")
         device = self.gpu if self.cuda else None
         seen, loss_sum, steps = 0, 0.0, 0
         for epoch in range(self.epochs):
@@ -123,4 +152,4 @@ class SGDClientTrainer(ClientTrainer):
         if self.epochs > 0:
             self.sample_count = seen
             self.last_loss = loss_sum / steps if steps else None
-        self._logger.info("Local train procedure is finished")
+        self._LOGGER.info("Local train procedure is finished")

@@ -1,14 +1,16 @@
 """Byte buffers for packages: allocation with huge pages, and reuse of memory nothing uses any more.
 
 The reuse rule, in one place (`HostBlock`): a block of CPU memory is handed out only as torch
-tensors made by `HostBlock.hand_out`, which keeps a weak reference to each such tensor's storage
-(`torch.multiprocessing.reductions.StorageWeakRef`, the class torch's own multiprocessing uses to
-track storages). Everything that can reach the bytes through a tensor holds its storage: the tensor
-itself, its slices, reshapes and dtype views, its `untyped_storage()`, its `.numpy()` arrays (which
-hold the tensor) and memoryviews of those. So when every weak reference has expired, nothing but
-the block can reach the memory, and the next package may overwrite it. Copies (`clone`, casts)
-own their memory and do not hold the block. Memory reached otherwise (a raw `data_ptr()`) is the
-caller's risk, as with any torch buffer.
+tensors passed through `HostBlock.hand_out`, which keeps a Python weak reference to each such
+tensor's storage (`weakref.ref(t.untyped_storage())`). torch keeps a storage's Python object alive
+exactly as long as the storage itself (PyObject preservation), so the reference dies when the last
+user of the storage goes. Everything that can reach the bytes through a tensor holds its storage:
+the tensor itself, its slices, reshapes and dtype views, its `untyped_storage()`, its `.numpy()`
+arrays (which hold the tensor) and memoryviews of those. So when every weak reference is dead,
+nothing but the block can reach the memory, and the next package may overwrite it. Copies
+(`clone`, casts) own their memory and do not hold the block. Memory reached otherwise (a raw
+`data_ptr()`) is the caller's risk, as with any torch buffer. At import, `WATCHABLE` checks that
+this torch behaves so; where it does not, nothing is ever reused.
 
 Blocks are used three ways: received small packages land in a ring of 8 KiB frames
 (`FrameRing`), received large bodies in the last two body buffers (`BodyBuffers`), and a
@@ -20,14 +22,28 @@ the copy or the transfer itself for large packages. Only CPU memory is reused.
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.multiprocessing.reductions import StorageWeakRef
 
 HUGE_ALLOC = 1 << 21
 MIN_REUSE = 1 << 16
+
+
+def _storage_refs_track_storages() -> bool:
+    """True when a weak reference to a tensor's storage object lives exactly as long as the storage."""
+    t = torch.zeros(4, dtype=torch.uint8)
+    ref = weakref.ref(t.untyped_storage())
+    view = t[1:].view(torch.int8)
+    del t
+    alive = ref() is not None
+    del view
+    return alive and ref() is None
+
+
+WATCHABLE = _storage_refs_track_storages()
 
 
 def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
@@ -55,7 +71,7 @@ class HostBlock:
     def __init__(self, nbytes: int, *, zeroed: bool = False) -> None:
         self.mem = np.zeros(nbytes, np.uint8) if zeroed else np.empty(nbytes, np.uint8)
         self.whole = torch.from_numpy(self.mem)
-        self._refs: list[StorageWeakRef] = []
+        self._refs: list[weakref.ref] = []
 
     @property
     def nbytes(self) -> int:
@@ -64,7 +80,7 @@ class HostBlock:
 
     def hand_out(self, t: Tensor) -> Tensor:
         """Watch a tensor made from `mem` (not from `whole`) that is about to leave; return it."""
-        self._refs.append(StorageWeakRef(t.untyped_storage()))
+        self._refs.append(weakref.ref(t.untyped_storage()))
         return t
 
     def tensor(self, nbytes: int | None = None) -> Tensor:
@@ -74,9 +90,13 @@ class HostBlock:
 
     def free(self) -> bool:
         """True when no tensor handed out (nor anything made from one) is alive."""
-        if self._refs:
-            self._refs = [r for r in self._refs if not r.expired()]
-        return not self._refs
+        refs = self._refs
+        if refs:
+            for ref in refs:
+                if ref() is not None:
+                    return False
+            refs.clear()
+        return WATCHABLE
 
 
 class FrameRing:

@@ -21,7 +21,6 @@ from fastfl.core.communicator import fedlab_wire, reader, wire
 from fastfl.core.communicator._helpers import (
     DEFAULT_MESSAGE_CODE_VALUE,
     HEAD_ROOM,
-    as_bytes,
     checked,
     copy_small,
     message_code_value,
@@ -29,7 +28,6 @@ from fastfl.core.communicator._helpers import (
     write_header,
     zero_frame,
 )
-from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, HostBlock, empty_bytes
 from fastfl.core.communicator.codecs import EncodedTensor
 from fastfl.core.communicator.fedlab_wire import (
     DEFAULT_RECEIVER_RANK,
@@ -42,6 +40,7 @@ from fastfl.core.communicator.fedlab_wire import (
     HEADER_SLICE_SIZE_IDX,
 )
 from fastfl.core.communicator.meta import MAX_META_BYTES, Meta, check_meta, encode_meta
+from fastfl.core.communicator.packbuf import PackBuffer
 from fastfl.dtypes import FLOAT_DTYPES, HALF_DTYPES, code_of
 from fastfl.errors import DtypeError, PackageError, PackageTypeError
 from fastfl.utils.message_code import MessageCode
@@ -110,8 +109,7 @@ class Package:
             )
 
     def _clear(self) -> None:
-        self._buf: Tensor | None = None  # [header room][payload][pad][table][metadata]
-        self._block: HostBlock | None = None  # the memory under _buf, when it may be pooled
+        self._pack = PackBuffer()
         self._shapes: list[tuple[int, ...]] = []
         self._wire: list[torch.dtype] = []
         self._orig: list[torch.dtype] = []
@@ -120,16 +118,12 @@ class Package:
         self._codecs: list[int] = []  # 0 = raw
         self._end = 0
         self._dims = 0
-        self._table: bytes | None = None
-        self._meta_at: tuple[int, bytes] | None = None  # where the metadata section was written, and what
-        self._tail_end = 0  # where the last body written into the buffer ended
         self._framed: tuple[object, ...] | None = None  # what the header in an inline frame says
 
     def __del__(self) -> None:
-        block = getattr(self, "_block", None)
-        pool = PACKAGE_BUFFERS  # None only while the interpreter shuts down
-        if block is not None and pool is not None:
-            pool.give(block)
+        pack = getattr(self, "_pack", None)
+        if pack is not None:
+            pack.release()
 
     @property
     def header(self) -> Tensor:
@@ -204,13 +198,18 @@ class Package:
         ]
         offsets, end = wire.layout(aligns, sizes, self._end)
         shapes = [tuple(t.shape) for t in items]
-        codec_table = any(codecs) or any(self._codecs)
-        self._reserve(end, len(shapes), sum(len(s) for s in shapes), srcs[0].device, codec_table)
-        self._zero_gaps(offsets, sizes)
-        if self._buf.numel() == wire.FRAME_BYTES:
-            copy_small(self._buf, srcs, offsets, wire_dtypes)
+        codecs_table = any(codecs) or any(self._codecs)
+        table = wire.table_bytes(
+            len(self._shapes) + len(shapes), self._dims + sum(len(s) for s in shapes), codecs_table
+        )
+        meta_room = min(wire.align(2 + 42 * len(self.meta), 8), MAX_META_BYTES) if self.meta else 0
+        pack = self._pack
+        pack.reserve(HEAD_ROOM + wire.align(end, 8) + table + meta_room, self._end, srcs[0].device)
+        pack.zero_gaps(self._end, offsets, sizes)
+        if pack.buf.numel() == wire.FRAME_BYTES:
+            copy_small(pack.buf, srcs, offsets, wire_dtypes)
         else:
-            ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=self._buf)
+            ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=pack.buf)
         self._shapes += shapes
         self._wire += wire_dtypes
         self._orig += [t.dtype for t in items]
@@ -219,7 +218,8 @@ class Package:
         self._codecs += codecs
         self._end = end
         self._dims += sum(len(s) for s in shapes)
-        self._table = self._meta_at = self._framed = None
+        pack.stale()
+        self._framed = None
         for t in srcs:
             self.slices += [t.numel(), t.dim(), *t.shape]
         self.set_header_field(HEADER_SLICE_SIZE_IDX, len(self.slices))
@@ -228,45 +228,6 @@ class Package:
 
     def _wire_of(self, dtype: torch.dtype) -> torch.dtype:
         return self.wire_dtype if self.wire_dtype is not None and dtype in FLOAT_DTYPES else dtype
-
-    def _reserve(self, end: int, count: int, dims: int, device: torch.device, codecs: bool) -> None:
-        """Make the buffer hold `end` payload bytes plus the table and metadata, keeping the payload."""
-        if self._buf is not None and self._buf.device != device:
-            raise PackageError(f"tensors are on {device} but the package holds tensors on {self._buf.device}")
-        table = wire.table_bytes(len(self._shapes) + count, self._dims + dims, codecs)
-        meta_room = min(wire.align(2 + 42 * len(self.meta), 8), MAX_META_BYTES) if self.meta else 0
-        self._grow(HEAD_ROOM + wire.align(end, 8) + table + meta_room, device)
-
-    def _grow(self, need: int, device: torch.device) -> None:
-        """Make the buffer at least `need` bytes long, keeping the payload packed so far."""
-        have = 0 if self._buf is None else self._buf.numel()
-        if need <= have:
-            return
-        if self._buf is None and need <= wire.FRAME_BYTES:
-            self._buf = zero_frame(device)
-            return
-        size = max(need, have + have // 2) + wire.table_bytes(8, 32, True)
-        block = None
-        if device.type == "cpu":
-            block = PACKAGE_BUFFERS.take(size) or HostBlock(size)
-            buf = block.tensor()
-        else:
-            buf = empty_bytes(size, device)
-        if self._buf is not None and self._end:
-            buf[HEAD_ROOM : HEAD_ROOM + self._end].copy_(self._buf[HEAD_ROOM : HEAD_ROOM + self._end])
-        if self._block is not None and PACKAGE_BUFFERS is not None:
-            PACKAGE_BUFFERS.give(self._block)  # free once the tensors viewing it are gone
-        self._buf, self._block = buf, block
-        self._table = self._meta_at = self._framed = None
-        self._tail_end = HEAD_ROOM + self._end
-
-    def _zero_gaps(self, offsets: list[int], sizes: list[int]) -> None:
-        """Zero the alignment gaps before each new tensor (they may hold an earlier table)."""
-        prev = self._end
-        for off, size in zip(offsets, sizes, strict=True):
-            if off > prev:
-                self._buf[HEAD_ROOM + prev : HEAD_ROOM + off].zero_()
-            prev = off + size
 
     @property
     def tensors(self) -> list[Tensor]:
@@ -286,7 +247,7 @@ class Package:
                 f"this package holds tensors of dtypes {kinds}; content is defined for one dtype only. "
                 "Use package.tensors, or package.to(dtype) first"
             )
-        return self._buf[HEAD_ROOM : HEAD_ROOM + self._end].view(self.dtype)
+        return self._pack.buf[HEAD_ROOM : HEAD_ROOM + self._end].view(self.dtype)
 
     def to(self, dtype: torch.dtype) -> Package:
         """Convert every tensor in the package to `dtype` and return the package.
@@ -347,25 +308,17 @@ class Package:
     def body(self) -> Tensor:
         """The wire body (payload, padding, table, metadata) as a view of the package buffer."""
         section = self._meta_section()
-        if self._buf is None and not section:
+        if self._pack.buf is None and not section:
             return torch.empty(0, dtype=torch.uint8)
         stop = self._write_tail(section)
-        return self._buf[HEAD_ROOM:stop]
+        return self._pack.buf[HEAD_ROOM:stop]
 
     def _write_tail(self, section: bytes) -> int:
-        """Write the tensor table and the metadata section after the payload; return where the body ends.
-
-        The table is written once per content and the section once per distinct metadata; bytes
-        left over from a longer earlier body are zeroed, so an inline frame stays canonical.
-        """
-        start = HEAD_ROOM + wire.align(self._end, 8)
+        """Write the table (once per content) and the metadata section; return where the body ends."""
         codecs = self.has_codecs
-        meta_at = start + wire.table_bytes(len(self._shapes), self._dims, codecs)
-        stop = meta_at + len(section)
-        if self._buf is None or self._buf.numel() < stop:
-            self._grow(stop, self._buf.device if self._buf is not None else torch.device("cpu"))
-        if self._table is None:
-            self._table = wire.encode_table(
+
+        def table() -> bytes:
+            return wire.encode_table(
                 [int(code_of(d)) for d in self._wire],
                 [int(code_of(d)) for d in self._orig],
                 self._shapes,
@@ -373,17 +326,9 @@ class Package:
                 self._codecs if codecs else None,
                 self._sizes if codecs else None,
             )
-            self._buf[HEAD_ROOM + self._end : start].zero_()
-            if self._table:
-                self._buf[start : start + len(self._table)].copy_(as_bytes(self._table))
-        if self._meta_at != (meta_at, section):
-            if section:
-                self._buf[meta_at:stop].copy_(as_bytes(section))
-            self._meta_at = (meta_at, section)
-        if self._tail_end > stop:
-            self._buf[stop : self._tail_end].zero_()
-        self._tail_end = stop
-        return stop
+
+        table_bytes = wire.table_bytes(len(self._shapes), self._dims, codecs)
+        return self._pack.write_tail(self._end, table_bytes, table, section)
 
     def wire_parts(self, sender: int, receiver: int) -> list[Tensor]:
         """The one or two buffers that carry this package (hold `send_lock` until they are sent).
@@ -394,25 +339,22 @@ class Package:
         """
         section = self._meta_section()
         key = (sender, receiver, self.message_code, len(self._shapes), self._end, self._dims, section)
-        if key == self._framed and self._table is not None:
-            return [self._buf]  # resent unchanged: the frame already holds this header and table
+        pack = self._pack
+        if key == self._framed and pack.table_written:
+            return [pack.buf]  # resent unchanged: the frame already holds this header and table
         head = self.wire_header(sender, receiver, len(section))
         raw = wire.encode_header(head)
-        if head.inline:
-            stop = self._write_tail(section)
-            if self._buf.numel() != wire.FRAME_BYTES:  # a large buffer whose metadata shrank since
-                frame = zero_frame(self._buf.device)
-                frame[HEAD_ROOM:stop].copy_(self._buf[HEAD_ROOM:stop])
-                write_header(frame, raw)
-                return [frame]
-            write_header(self._buf, raw)
-            self._framed = key
-            return [self._buf]
         stop = self._write_tail(section)
-        body = self._buf[HEAD_ROOM:stop]
-        frame = zero_frame(body.device)
+        if head.inline and pack.buf.numel() == wire.FRAME_BYTES:
+            write_header(pack.buf, raw)
+            self._framed = key
+            return [pack.buf]
+        frame = zero_frame(pack.buf.device)
         write_header(frame, raw)
-        return [frame, body]
+        if head.inline:  # a large buffer whose metadata shrank since: copy the body into a frame
+            frame[HEAD_ROOM:stop].copy_(pack.buf[HEAD_ROOM:stop])
+            return [frame]
+        return [frame, pack.buf[HEAD_ROOM:stop]]
 
     @staticmethod
     def parse_content(slices: Sequence[int], content: Tensor | None) -> list[Tensor]:

@@ -156,10 +156,7 @@ class PackageProcessor:
                 )
                 nbytes = sum(t.numel() * t.element_size() for t in content or [])
                 return Incoming(sender, code, content, {}, nbytes)
-            settings = reader.Settings(
-                self.timeout, self.max_message_bytes, self.max_tensors, self.restore_dtypes
-            )
-            return reader.receive(src, group, settings, self._frames, self._bodies)
+            return reader.receive(src, group, self, self._frames, self._bodies)
 
 
 def _check_rank(rank: object, name: str, group: transport.Group) -> None:

@@ -8,9 +8,8 @@ reuse of receive memory is buffers.py's (`HostBlock`).
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -46,8 +45,8 @@ class Incoming(NamedTuple):
     nbytes: int
 
 
-class Settings(NamedTuple):
-    """What a receive may wait for and accept (a `PackageProcessor`'s settings)."""
+class Settings(Protocol):
+    """What a receive may wait for and accept: a `PackageProcessor`'s attributes of these names."""
 
     timeout: float
     max_message_bytes: int
@@ -75,9 +74,8 @@ def receive(
         source = transport.recv(body, src, settings.timeout, "receiving a package header")
         host = body[: wire.HEADER_BYTES].cpu().numpy()
     # 2. The header, checked in full (once per distinct header bytes) before anything is allocated.
-    head = wire.decode_header_bytes(
-        host[: wire.HEADER_BYTES].tobytes(), settings.max_message_bytes, settings.max_tensors
-    )
+    raw = host[: wire.HEADER_BYTES].tobytes()
+    head = wire.decode_header_bytes(raw, settings.max_message_bytes, settings.max_tensors)
     if head.sender != source or head.receiver != group.rank:
         raise WireFormatError(
             f"package header says rank {head.sender} -> {head.receiver}, but it came from rank {source} "
@@ -97,7 +95,7 @@ def receive(
     else:
         base_host = base
     # 4. The table, checked against the header (an inline one once per distinct bytes and header).
-    entries = _entries(host, base_host, head)
+    entries = _entries(host, base_host, raw, head)
     if head.codecs:
         _check_decoded(entries, settings.max_message_bytes)
     # 5. The tensors: views of the received bytes, decoded where a codec or a narrower dtype was used.
@@ -108,7 +106,8 @@ def receive(
     # 6. The metadata section.
     meta = decode_meta(host, base_host + head.meta_at, head.meta_bytes) if head.meta_bytes else {}
     # 7. The message code, last: a bad one is reported with the stream still in step.
-    return Incoming(source, to_message_code(head.message_code, source), tensors or None, meta, nbytes)
+    code = to_message_code(head.message_code, source)
+    return _new_incoming(Incoming, (source, code, tensors or None, meta, nbytes))
 
 
 def unpack(body: Tensor, head: wire.Header, *, restore_dtypes: bool = True) -> list[Tensor]:
@@ -143,49 +142,52 @@ def _check_decoded(entries: list[wire.Entry], limit: int) -> None:
         raise WireFormatError(f"codec tensors would decode to {total} bytes, over max_message_bytes={limit}")
 
 
-def _entries(host: np.ndarray, base: int, head: wire.Header) -> list[wire.Entry]:
+_new_incoming = tuple.__new__  # an Incoming without NamedTuple's keyword handling (small-message path)
+_INLINE_TABLES: dict[tuple[bytes, bytes], list[wire.Entry]] = {}
+
+
+def _entries(host: np.ndarray, base: int, raw: bytes, head: wire.Header) -> list[wire.Entry]:
+    """The checked table entries; an inline table is parsed once per distinct (header, table) bytes.
+
+    A peer sends the same shapes message after message: the result depends only on those bytes,
+    every new table is checked in full, and errors are never remembered.
+    """
     if not head.count:
         return []
-    start = base + head.table_at
-    if head.inline:
-        return _inline_entries(host[start : start + head.table_bytes].tobytes(), head)
-    return wire.parse_table(host, start, head)
-
-
-@functools.lru_cache(maxsize=64)
-def _inline_entries(table: bytes, head: wire.Header) -> list[wire.Entry]:
-    """`wire.parse_table` of an inline table, remembered: a peer sends the same shapes again and again.
-
-    The result depends only on the arguments; every new table is checked, errors are never cached.
-    """
-    return wire.parse_table(table, 0, head)
+    start = base + ((head.payload_bytes + 7) & ~7)
+    if not head.inline:
+        return wire.parse_table(host, start, head)
+    key = (raw, host[start : start + head.table_bytes].tobytes())
+    found = _INLINE_TABLES.get(key)
+    if found is None:
+        found = wire.parse_table(key[1], 0, head)
+        if len(_INLINE_TABLES) >= 64:
+            _INLINE_TABLES.clear()
+        _INLINE_TABLES[key] = found
+    return found
 
 
 def _host_tensors(
     block: HostBlock, base: int, entries: list[wire.Entry], restore: bool
 ) -> tuple[list[Tensor], int]:
     """Cut the tensors out of a received CPU block, each a watched view of its memory."""
-    mem = block.mem
+    mem, hand_out, dtypes, sizes = block.mem, block.hand_out, wire.DTYPE_BY_CODE, wire.ITEMSIZE_BY_CODE
     out = []
     nbytes = 0
-    for e in entries:
-        nbytes += e.nbytes
-        if e.codec:
-            blob = block.hand_out(
-                torch.frombuffer(mem, dtype=torch.uint8, count=e.nbytes, offset=base + e.offset)
+    for code, want, shape, offset, size, codec in entries:
+        nbytes += size
+        if codec:
+            blob = hand_out(torch.frombuffer(mem, dtype=torch.uint8, count=size, offset=base + offset))
+            out.append(decode_blob(codec, blob, shape, dtypes[want]))
+        elif not size:  # no bytes to view
+            out.append(torch.empty(shape, dtype=dtypes[want if restore else code]))
+        else:
+            t = hand_out(
+                torch.frombuffer(mem, dtype=dtypes[code], count=size // sizes[code], offset=base + offset)
             )
-            out.append(decode_blob(e.codec, blob, e.shape, wire.DTYPE_BY_CODE[e.dtype_code]))
-            continue
-        if not e.nbytes:  # no bytes to view
-            out.append(torch.empty(e.shape, dtype=wire.DTYPE_BY_CODE[e.dtype_code if restore else e.code]))
-            continue
-        count = e.nbytes // wire.ITEMSIZE_BY_CODE[e.code]
-        t = block.hand_out(
-            torch.frombuffer(mem, dtype=wire.DTYPE_BY_CODE[e.code], count=count, offset=base + e.offset)
-        )
-        if len(e.shape) != 1:
-            t = t.view(e.shape)
-        out.append(ops.cast(t, wire.DTYPE_BY_CODE[e.dtype_code]) if restore and e.dtype_code != e.code else t)
+            if len(shape) != 1:
+                t = t.view(shape)
+            out.append(ops.cast(t, dtypes[want]) if restore and want != code else t)
     return out, nbytes
 
 

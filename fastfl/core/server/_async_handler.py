@@ -65,6 +65,9 @@ class AsyncParameterServerHandler(ParameterServerBackendHandler):
         a: the staleness parameter a (FedLab: fixed at 10).
         b: the hinge parameter b (FedLab: fixed at 4).
         hinge: "paper" for α/(a(s-b)+1), "fedlab" for FedLab 1.2.1's α/(a(s-b+1)).
+        strict_staleness: raise UpdateFormatError when a client reports a model time ahead of
+            the server's. By default (as FedLab) the update is mixed in, with the weight of
+            staleness 0 and one warning.
     """
 
     def __init__(
@@ -79,19 +82,22 @@ class AsyncParameterServerHandler(ParameterServerBackendHandler):
         a: float = 10,
         b: float = 4,
         hinge: str = "paper",
+        strict_staleness: bool = False,
     ):
         super().__init__(model, cuda)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
         staleness_weight(alpha, 0, strategy, a, b, hinge)  # validates strategy and hinge now
-        self._logger = logger if logger is not None else logging.getLogger("fastfl.server")
+        self._LOGGER = logger if logger is not None else logging.getLogger("fastfl.server")
         self.client_num_in_total = 0
         self.time = 1
         self.total_time = total_time
         self.alpha = alpha
         self.strategy = strategy
         self.a, self.b, self.hinge = a, b, hinge
+        self.strict_staleness = strict_staleness
         self.last_alpha: float | None = None
+        self._warned_ahead = False
         self._lock = threading.Lock()
         self._flat = read_params(self._model)
 
@@ -107,9 +113,25 @@ class AsyncParameterServerHandler(ParameterServerBackendHandler):
             return [read_params(self._model), torch.tensor([float(self.time)])]
 
     def _adapt_alpha(self, receive_model_time: float) -> float:
-        return staleness_weight(
-            self.alpha, self.time - receive_model_time, self.strategy, self.a, self.b, self.hinge
-        )
+        """The mixing weight for an update trained from model time `receive_model_time`.
+
+        A time ahead of the server's (negative staleness) gets the weight of staleness 0, which is
+        FedLab's value for "constant" and "hinge" (FedLab's "polynomial" divides by zero or gives
+        a weight above α there), with one warning; `strict_staleness` makes it an error.
+        """
+        staleness = self.time - receive_model_time
+        if staleness < 0:
+            text = (
+                f"a client reported model time {receive_model_time:g}, ahead of the server's {self.time}; "
+                "its update is mixed in as if its staleness were 0"
+            )
+            if self.strict_staleness:
+                raise UpdateFormatError(text.split(";")[0] + " (strict_staleness=True)")
+            if not self._warned_ahead:
+                self._LOGGER.warning(text + " (warned once)")
+                self._warned_ahead = True
+            staleness = 0
+        return staleness_weight(self.alpha, staleness, self.strategy, self.a, self.b, self.hinge)
 
     def _update_global_model(self, payload: Sequence[Tensor]) -> None:
         """Mix ``payload[0]`` (trained from model time ``payload[1]``) into the global model."""

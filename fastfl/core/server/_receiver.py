@@ -30,8 +30,9 @@ in this process's buffers, but still being unpacked by the receive thread) is ha
 class Receiver:
     """Receive from any rank on a daemon thread; `get` waits for the next package with a timeout.
 
-    The receive thread stops after it receives an Exit (the last message of a run) or when the
-    network fails; a failure is raised from `get`. A peer whose connection closes is reported by
+    The receive thread stops after it receives an Exit (the last message of a run), when the
+    network fails, or when a package is refused (`WireFormatError`); the failure is raised from
+    `get`. A peer whose connection closes is reported by
     `get` as `PeerLostError(rank)`; the Receiver keeps serving the other ranks. A peer that hangs
     without closing its connection is not detected here: that is what round deadlines are for.
     gloo cannot cancel an any-source receive, so when no Exit comes, the thread stays blocked
@@ -64,9 +65,12 @@ class Receiver:
             except PeerLostError as err:  # died between a package's header and its body
                 self._report(err.rank, str(err))
                 continue
-            except WireFormatError as err:  # one bad package; the stream stays in step
+            except WireFormatError as err:
+                # A package refused from its header leaves its body unsent; the next any-source
+                # receive would take those bytes for a frame (gloo aborts the process on that), so
+                # a refused package ends this thread: `get` raises the error, the run stops clearly.
                 self._queue.put(err)
-                continue
+                return
             except CommunicationError as err:
                 self._queue.put(err)
                 return

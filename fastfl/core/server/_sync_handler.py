@@ -1,4 +1,11 @@
-"""SyncParameterServerHandler: sampling and streaming FedAvg for synchronous rounds."""
+"""SyncParameterServerHandler: sampling and streaming FedAvg for synchronous rounds.
+
+Fidelity rule (docs/compat.md): what FedLab-1.2.1-style code can observe keeps FedLab's behaviour
+by default: `sample_clients` draws as FedLab does, `_update_global_model(payload)` takes FedLab's
+payload (every tensor one client's model) and returns True when the round ends. fastfl's extras
+(sample-count weighting, partial rounds, skipping lost clients) are opt-in or used by fastfl's
+managers only; see `receive_meta`, `finish_round`, `mark_unavailable` and `mark_available`.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +37,10 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
         sample_ratio: the fraction of all clients sampled per round, in [0, 1].
         cuda: keep the model on a CUDA device.
         logger: where to log (default: the ``fastfl.server`` logger).
-        weighted: weight FedAvg by the sample counts the clients report (FedLab: uniform).
-        seed: seed of the client sampling (None: Python's global `random`, as FedLab).
+        weighted: weight FedAvg by the sample counts the clients report in their uploads'
+            metadata (FedLab: uniform). The server manager hands them over via `receive_meta`.
+        seed: seed of the client sampling (None: Python's global `random`, as FedLab; either way
+            the ids come in FedLab's order, not sorted).
         keep_updates: also keep every received model in `client_buffer_cache` (FedLab's list).
         on_round_end: called with the handler after each round's global update.
         acc_dtype: precision of the running sum: torch.float32 (memory: one model) or
@@ -57,7 +66,7 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
             raise ValueError(f"sample_ratio must be in [0, 1], got {sample_ratio!r}")
         if int(global_round) != global_round or global_round < 0:
             raise ValueError(f"global_round must be an integer >= 0, got {global_round!r}")
-        self._logger = logger if logger is not None else logging.getLogger("fastfl.server")
+        self._LOGGER = logger if logger is not None else logging.getLogger("fastfl.server")
         self.client_num_in_total = 0
         self.sample_ratio = sample_ratio
         self.global_round = int(global_round)
@@ -75,6 +84,7 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
         self._agg = StreamingAggregator(self._numel, acc_dtype=acc_dtype, device="cpu")
         self._received = 0
         self._target: int | None = None
+        self._meta: dict[str, float] | None = None
         self.last_round_clients = 0
 
     @property
@@ -108,22 +118,36 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
         return self._received
 
     def sample_clients(self) -> list[int]:
-        """Draw this round's client ids (0..N-1, sorted), skipping `unavailable` ones."""
+        """Draw this round's client ids (0..N-1) as FedLab does, skipping `unavailable` ones.
+
+        With no client unavailable the draw is FedLab's ``random.sample(range(N), k)`` (same
+        random state, same ids in the same order).
+        """
         if self.client_num_in_total < 1:
             raise ValueError("client_num_in_total is 0; the manager's setup (or the user) must set it first")
         pool = [i for i in range(self.client_num_in_total) if i not in self.unavailable]
         if not pool:
             raise ValueError("every client is unavailable; no client can be sampled")
         k = min(self.client_num_per_round, len(pool))
-        ids = sorted(self._rng.sample(pool, k))
+        ids = self._rng.sample(pool, k)
         self._target = k
         return ids
 
     def _add(self, model: Tensor, weight: float) -> None:
         self._agg.add(model if model.device.type == "cpu" else model.cpu(), weight)
 
+    def receive_meta(self, meta: dict[str, float] | None) -> None:
+        """Take the metadata of the next upload (its sample counts), before `_update_global_model`.
+
+        fastfl's server managers call this when the handler has it; FedLab-style handlers never
+        see metadata. In-process code may call it too (``handler.receive_meta(trainer.uplink_meta)``).
+        """
+        self._meta = dict(meta) if meta else None
+
     def _update_global_model(self, payload: Sequence[Tensor]) -> bool:
-        """Accumulate one upload; after the round's last one, update the global model.
+        """Accumulate one upload (FedLab's payload: every tensor one client's model).
+
+        After the round's last update the global model is updated in place.
 
         Returns:
             True when this upload completed the round.
@@ -132,7 +156,8 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
             UpdateFormatError: malformed upload, counts missing in weighted mode, or more updates
                 than the round sampled.
         """
-        update = parse_uplink(payload, self._numel)
+        meta, self._meta = self._meta, None
+        update = parse_uplink(payload, self._numel, meta)
         if self._received + update.num_clients > self.round_target:
             raise UpdateFormatError(
                 f"received {self._received + update.num_clients} client updates in round {self.round} "
@@ -151,8 +176,9 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
         if self.weighted:
             if counts is None:
                 raise UpdateFormatError(
-                    "weighted FedAvg needs sample counts but a client sent none; enable report_samples "
-                    "on the client trainers or use weighted=False"
+                    "weighted FedAvg needs sample counts but this upload came without them (a FedLab "
+                    "client, a trainer with report_samples=False, or a network that drops package "
+                    "metadata); use weighted=False or send counts in the upload's metadata"
                 )
             if len(models) == 1 and num_clients > 1:
                 self._add(models[0], sum(counts))
@@ -189,3 +215,7 @@ class SyncParameterServerHandler(ParameterServerBackendHandler):
     def mark_unavailable(self, ids: Iterable[int]) -> None:
         """Stop sampling these client ids (their process died or stopped answering)."""
         self.unavailable.update(int(i) for i in ids)
+
+    def mark_available(self, ids: Iterable[int]) -> None:
+        """Sample these client ids again (their process answered after all)."""
+        self.unavailable.difference_update(int(i) for i in ids)

@@ -1,97 +1,53 @@
-"""Server managers: FedLab 1.2.1's server protocol (handshake, rounds, exit) with deadlines and faults."""
+"""Server managers: FedLab 1.2.1's server protocol (handshake, rounds, exit) with deadlines and faults.
+
+Fidelity rule (docs/compat.md): FedLab-1.2.1-style code sees FedLab's behaviour. `main_loop` calls
+`activate_clients()` once per round and hands every ParameterUpdate's payload, unchanged, to
+`handler._update_global_model(payload)` until it returns True; `shutdown` calls
+`shutdown_clients()`. A manager talks to its handler only through the interface documented in
+`fastfl.core.server._base_handler` (FedLab's names), and uses fastfl's extras (metadata with
+sample counts, partial rounds, skipping lost ranks) only when the handler has them.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
 
 import torch
 
-from fastfl.core.coordinator import Coordinator
+from fastfl import errors
+from fastfl.core._updates import message_parts
 from fastfl.core.network import DistNetwork
-from fastfl.core.network_manager import NetworkManager
+from fastfl.core.server._async_manager import AsynchronousServerManager
+from fastfl.core.server._base_manager import DEFAULT_SERVER_RANK, PEER_LOST, ServerManager
 from fastfl.core.server._receiver import Receiver
-from fastfl.errors import CommunicationError, CommunicationTimeout, PeerLostError
+from fastfl.core.server._rounds import RoundClock, RoundState
+from fastfl.errors import CommunicationError
 from fastfl.utils.message_code import MessageCode
 
 __all__ = ["DEFAULT_SERVER_RANK", "AsynchronousServerManager", "ServerManager", "SynchronousServerManager"]
 
-DEFAULT_SERVER_RANK = 0
 ON_MISSING = ("finish", "error")
 
 
-class ServerManager(NetworkManager):
-    """Base of the server managers: the SetUp handshake builds the Coordinator.
-
-    Args:
-        network: the server's DistNetwork (rank 0).
-        handler: the model-update logic (a ParameterServerBackendHandler).
-        logger: where to log (default: the ``fastfl.server`` logger).
-    """
-
-    def __init__(self, network: DistNetwork, handler: Any, logger: Any = None):
-        super().__init__(network)
-        self._handler = handler
-        self._logger = logger if logger is not None else logging.getLogger("fastfl.server")
-        self.coordinator: Coordinator | None = None
-
-    def setup(self, *args: Any, **kwargs: Any) -> None:
-        """Join the network; receive each client rank's client count (SetUp), ranks in order."""
-        super().setup()
-        counts: dict[int, int] = {}
-        for rank in range(1, self._network.world_size):
-            _, code, content = self._network.recv(src=rank)
-            if code != MessageCode.SetUp or not content:
-                raise CommunicationError(
-                    f"rank {rank} sent {code} during setup; a client must first send SetUp with its client count"
-                )
-            counts[rank] = int(content[0].reshape(-1)[0].item())
-        self.coordinator = Coordinator(counts, mode="LOCAL")
-        if self._handler is not None:
-            self._handler.client_num_in_total = self.coordinator.total
-        self._logger.info(f"setup done: {self.coordinator.total} clients on ranks {list(counts)}")
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        """Stop every client (`shutdown_clients`, once setup has run), then leave the network."""
-        try:
-            if self.coordinator is not None:
-                self.shutdown_clients()
-        finally:
-            super().shutdown()
-
-    def shutdown_clients(self) -> None:
-        """Tell every client rank to exit (each manager's own protocol)."""
-        raise NotImplementedError
-
-    def _global_ids(self, rank: int) -> range:
-        assert self.coordinator is not None
-        first = 0
-        for r, n in self.coordinator.map.items():
-            if r == rank:
-                return range(first, first + n)
-            first += n
-        return range(0)
-
-    def _exit_package(self) -> dict[int, list[int]]:
-        assert self.coordinator is not None
-        return self.coordinator.map_id_list(range(self.coordinator.total))
-
-
 class SynchronousServerManager(ServerManager):
-    """Synchronous rounds: activate the sampled clients, aggregate their updates, repeat.
+    """Synchronous rounds: activate the sampled clients, hand their updates to the handler, repeat.
 
     Args:
         network: the server's DistNetwork.
-        handler: a SyncParameterServerHandler.
+        handler: a SyncParameterServerHandler, or any handler with FedLab's interface.
         logger: where to log.
-        round_timeout: seconds a round may wait for its updates (None: no deadline beyond the
-            network's own timeout).
-        on_missing: what to do when the deadline passes or a client process is gone: "finish"
-            the round with the updates received (the missing ranks sit out later rounds until
-            they answer again), or "error" to stop the run with CommunicationTimeout.
+        round_timeout: seconds a round may wait for its updates. "auto" (default): the first
+            round may take the network's timeout, later ones `round_timeout_factor` × the
+            slowest complete round so far, but at least `round_timeout_floor`. None: only the
+            network's own timeout bounds a round.
+        on_missing: what to do when the deadline passes or a client process is lost: "finish"
+            the round with the updates received (the handler needs `finish_round`; the missing
+            ranks sit out later rounds until they answer again), or "error" to stop the run.
         exit_timeout: seconds to wait for the last rank's exit feedback at shutdown.
+        round_timeout_floor: the shortest automatic deadline, in seconds.
+        round_timeout_factor: the automatic deadline as a multiple of the slowest round.
     """
 
     def __init__(
@@ -100,194 +56,190 @@ class SynchronousServerManager(ServerManager):
         handler: Any,
         logger: Any = None,
         *,
-        round_timeout: float | None = None,
+        round_timeout: float | str | None = "auto",
         on_missing: str = "finish",
         exit_timeout: float = 60.0,
+        round_timeout_floor: float = 60.0,
+        round_timeout_factor: float = 4.0,
     ):
         super().__init__(network, handler, logger)
         if on_missing not in ON_MISSING:
             raise ValueError(f"on_missing must be 'finish' or 'error', got {on_missing!r}")
-        if round_timeout is not None and not round_timeout > 0:
-            raise ValueError(
-                f"round_timeout must be a positive number of seconds or None, got {round_timeout!r}"
-            )
-        self.round_timeout = round_timeout
+        self.clock = RoundClock(round_timeout, round_timeout_floor, round_timeout_factor)
         self.on_missing = on_missing
         self.exit_timeout = exit_timeout
         self.dead: set[int] = set()
         self.late: set[int] = set()
         self._rx: Receiver | None = None
+        self._activated: dict[int, int] | None = None
+        self._unreached: set[int] = set()
+
+    @property
+    def round_timeout(self) -> float | str | None:
+        """The `round_timeout` setting ("auto", seconds, or None)."""
+        return self.clock.setting
 
     def main_loop(self, *args: Any, **kwargs: Any) -> None:
-        """Run rounds until `handler.if_stop`."""
+        """Run rounds until `handler.if_stop`: `activate_clients()`, then updates to the handler."""
         self._rx = Receiver(self._network)
-        while not self._handler.if_stop:
+        while self._handler.if_stop is not True:
             self._round()
 
-    def _send_round(self, ids: list[int]) -> dict[int, int]:
-        assert self.coordinator is not None
-        downlink = self._handler.downlink_package
-        pending: dict[int, int] = {}
-        for rank, local_ids in self.coordinator.map_id_list(ids).items():
-            id_tensor = torch.tensor(local_ids, dtype=downlink[0].dtype)
+    def activate_clients(self) -> None:
+        """Sample this round's clients (`handler.sample_clients`) and send each rank its ids and model.
+
+        Each activated rank gets ``ParameterUpdate [local ids, *handler.downlink_package]``
+        (`downlink_package` is read once per rank, as FedLab does). A rank that cannot be reached
+        is logged and left out.
+        """
+        self._LOGGER.info("Client activation procedure")
+        clients_this_round = self._handler.sample_clients()
+        rank_dict = self.coordinator.map_id_list(clients_this_round)
+        self._LOGGER.info(f"Client id list: {clients_this_round}")
+        activated: dict[int, int] = {}
+        self._unreached: set[int] = set()
+        for rank, values in rank_dict.items():
+            downlink_package = list(self._handler.downlink_package)
+            id_list = torch.tensor(values, dtype=downlink_package[0].dtype)
             try:
-                self._network.send([id_tensor, *downlink], MessageCode.ParameterUpdate, rank)
+                self._network.send(
+                    content=[id_list, *downlink_package], message_code=MessageCode.ParameterUpdate, dst=rank
+                )
             except CommunicationError as err:
-                self._lose(rank, f"could not send to it ({err})", dead=True)
+                self._unreached.add(rank)
+                self._lose(rank, f"could not be sent its round ({err})", dead=True)
                 continue
-            pending[rank] = len(local_ids)
-        return pending
+            activated[rank] = len(values)
+        self._activated = activated
 
     def _round(self) -> None:
-        ids = self._handler.sample_clients()
-        self._logger.info(f"round {self._handler.round + 1}: client id list {ids}")
-        pending = self._send_round(ids)
-        deadline = math.inf if self.round_timeout is None else time.monotonic() + self.round_timeout
-        while pending:
-            remaining = deadline - time.monotonic()
+        self._activated, self._unreached = None, set()
+        started = time.monotonic()
+        self.activate_clients()
+        state = RoundState(self._activated, self.dead | self.late)
+        state.missing.update(self._unreached)
+        if state.settled:  # no rank could be reached
+            self._finish_partial(state)
+            return
+        deadline = started + self.clock.deadline(self._network)
+        while True:
             try:
+                remaining = deadline - time.monotonic()
                 message = self._rx.get(None if math.isinf(remaining) else max(remaining, 0.0))
-            except PeerLostError as err:
-                pending.pop(err.rank, None)
+            except PEER_LOST as err:
                 self._lose(err.rank, "is gone (its connection closed)", dead=True)
+                state.lost(err.rank)
+                if state.settled:
+                    self._finish_partial(state)
+                    return
                 continue
             if message is None:
-                self._missing(pending)
+                self._missing(state)
                 return
-            sender, code, payload = message[:3]
+            sender, code, payload, meta = message_parts(message)
             if code != MessageCode.ParameterUpdate:
                 raise CommunicationError(f"Unexpected message code {code} from rank {sender} during a round")
-            if sender not in pending:
+            if sender in self.late:
                 self._late_update(sender)
                 continue
-            before = self._handler.received
+            receive_meta = getattr(self._handler, "receive_meta", None)
+            if receive_meta is not None:
+                receive_meta(meta)
             if self._handler._update_global_model(payload):
+                self.clock.observe(time.monotonic() - started)
                 return
-            pending[sender] -= self._handler.received - before  # a scheduler forwards several uploads
-            if pending[sender] <= 0:
-                del pending[sender]
-        self._handler.finish_round()  # every activated rank answered or was lost
+            state.answered(sender, payload, meta)
+            if state.settled:
+                self._finish_partial(state)
+                return
 
-    def _missing(self, pending: dict[int, int]) -> None:
-        ranks = sorted(pending)
-        text = (
-            f"round {self._handler.round + 1}: no update from rank(s) {ranks} within the {self.round_timeout:g} s "
-            "round deadline (process dead or stuck)"
+    def _finish_partial(self, state: RoundState) -> None:
+        """End a round in which some activated ranks were lost, with the updates that arrived."""
+        finish = getattr(self._handler, "finish_round", None)
+        if finish is None:
+            raise CommunicationError(
+                f"rank(s) {sorted(state.missing)} were lost during the round and the handler has no "
+                "finish_round() to end it with the updates that arrived"
+            )
+        self._LOGGER.warning(f"finishing the round without rank(s) {sorted(state.missing)}")
+        finish()
+
+    def _missing(self, state: RoundState) -> None:
+        ranks = (
+            sorted(state.pending) if state.pending is not None else "unknown (activate_clients is overridden)"
         )
+        text = f"no update from rank(s) {ranks} within the round deadline (process dead or stuck)"
         if self.on_missing == "error":
-            self._logger.error(text)
-            raise CommunicationTimeout(text)
-        for rank in ranks:
+            self._LOGGER.error(text)
+            raise errors.CommunicationTimeout(text)
+        for rank in state.pending or ():
             self._lose(rank, "missed the round deadline", dead=False)
-        self._logger.warning(f"{text}; finishing the round with {self._handler.received} client update(s)")
-        self._handler.finish_round()
+        state.missing.update(state.pending or ())
+        self._finish_partial(state)
 
     def _lose(self, rank: int, why: str, dead: bool) -> None:
         (self.dead if dead else self.late).add(rank)
-        self._handler.mark_unavailable(self._global_ids(rank))
-        self._logger.error(f"client rank {rank} {why}; its clients are left out of the next rounds")
+        mark = getattr(self._handler, "mark_unavailable", None)
+        if mark is not None:
+            mark(self._global_ids(rank))
+        self._LOGGER.error(f"client rank {rank} {why}; its clients are left out of the next rounds")
         if dead and self.on_missing == "error":
             raise CommunicationError(f"client rank {rank} {why}")
 
     def _late_update(self, rank: int) -> None:
-        if rank not in self.late:
-            raise CommunicationError(f"rank {rank} sent a ParameterUpdate that the server did not ask for")
         self.late.discard(rank)
-        self._handler.unavailable.difference_update(self._global_ids(rank))
-        self._logger.warning(f"discarded a late update from rank {rank}; it takes part in rounds again")
+        mark = getattr(self._handler, "mark_available", None)
+        if mark is not None:
+            mark(self._global_ids(rank))
+        self._LOGGER.warning(f"discarded a late update from rank {rank}; it takes part in rounds again")
 
     def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        """Send Exit to every client, wait for the exit feedback, then leave the network."""
+        """`shutdown_clients()` (Exit to every client, wait for the feedback), then leave the network."""
         try:
             super().shutdown()
         finally:
             if self._rx is not None and self._rx.alive:
-                self._logger.warning(
+                self._LOGGER.warning(
                     "a receive is still pending (a client never answered); torch.distributed cannot cancel it, "
                     "so this process may take up to the network timeout to exit"
                 )
 
     def shutdown_clients(self) -> None:
-        """Send ``Exit [all ids of the rank, params]`` to each live rank; wait for rank W-1's Exit."""
-        downlink = self._handler.downlink_package
-        for rank, local_ids in self._exit_package().items():
+        """Send ``Exit [all ids of the rank, *downlink_package]`` to each live rank; wait for rank W-1's Exit."""
+        rank_dict = self.coordinator.map_id_list(range(self.coordinator.total))
+        for rank, values in rank_dict.items():
             if rank in self.dead:
                 continue
-            id_tensor = torch.tensor(local_ids, dtype=downlink[0].dtype)
+            downlink_package = list(self._handler.downlink_package)
+            id_list = torch.tensor(values, dtype=downlink_package[0].dtype)
             try:
-                self._network.send([id_tensor, *downlink], MessageCode.Exit, rank)
+                self._network.send(
+                    content=[id_list, *downlink_package], message_code=MessageCode.Exit, dst=rank
+                )
             except CommunicationError as err:
                 self.dead.add(rank)
-                self._logger.error(f"could not send Exit to rank {rank}: {err}")
+                self._LOGGER.error(f"could not send Exit to rank {rank}: {err}")
         last = self._network.world_size - 1
-        if last in self.dead or self._rx is None:
+        if last in self.dead:
             return
+        if self._rx is None:  # main_loop did not run: no receiver thread owns the receives
+            self._rx = Receiver(self._network)
         self._wait_exit_feedback(last)
 
     def _wait_exit_feedback(self, last: int) -> None:
-        assert self._rx is not None
         deadline = time.monotonic() + self.exit_timeout
         while True:
             try:
                 message = self._rx.get(max(deadline - time.monotonic(), 0.0))
             except CommunicationError as err:
-                self._logger.error(f"waiting for the exit feedback of rank {last} failed: {err}")
+                if PEER_LOST and isinstance(err, PEER_LOST) and err.rank != last:
+                    continue
+                self._LOGGER.error(f"waiting for the exit feedback of rank {last} failed: {err}")
                 return
             if message is None:
-                self._logger.error(f"rank {last} sent no exit feedback within {self.exit_timeout:g} s")
+                self._LOGGER.error(f"rank {last} sent no exit feedback within {self.exit_timeout:g} s")
                 return
-            sender, code = message[:2]
+            sender, code, _, _ = message_parts(message)
             if code == MessageCode.Exit:
                 return
-            self._logger.warning(f"ignored {code} from rank {sender} during shutdown")
-
-
-class AsynchronousServerManager(ServerManager):
-    """Asynchronous server: answer ParameterRequests with the model, mix in updates as they come.
-
-    Each update is applied as soon as it is received and the stop condition is checked right
-    after it, so no update received before the stop is dropped and the server never blocks in a
-    receive after the stop (FedLab 1.2.1 used a queue and an updater thread: B14).
-
-    Args:
-        network: the server's DistNetwork.
-        handler: an AsyncParameterServerHandler.
-        logger: where to log.
-    """
-
-    def main_loop(self, *args: Any, **kwargs: Any) -> None:
-        """Serve requests and apply updates until `handler.if_stop`."""
-        while not self._handler.if_stop:
-            sender, code, payload = self._network.recv()
-            if code == MessageCode.ParameterRequest:
-                self._network.send(self._handler.downlink_package, MessageCode.ParameterUpdate, sender)
-            elif code == MessageCode.ParameterUpdate:
-                self._handler._update_global_model(payload)
-            else:
-                raise CommunicationError(f"Unexpected message code {code} from rank {sender}")
-
-    def shutdown_clients(self) -> None:
-        """Per rank: take its last update (discarded: it came after the stop) and request, send Exit."""
-        gone: set[int] = set()
-        for rank in range(1, self._network.world_size):
-            try:
-                _, code, _ = self._network.recv(src=rank)
-                if code == MessageCode.ParameterUpdate:
-                    self._logger.info(f"rank {rank}: update received after the stop, not applied")
-                    _, code, _ = self._network.recv(src=rank)
-                if code != MessageCode.ParameterRequest:
-                    self._logger.warning(f"rank {rank} sent {code} during shutdown")
-                self._network.send(message_code=MessageCode.Exit, dst=rank)
-            except CommunicationError as err:
-                gone.add(rank)
-                self._logger.error(f"client rank {rank} could not be stopped cleanly: {err}")
-        last = self._network.world_size - 1
-        if last in gone:
-            return
-        try:
-            _, code, _ = self._network.recv(src=last)
-        except CommunicationError as err:
-            self._logger.error(f"no exit feedback from rank {last}: {err}")
-            return
-        if code != MessageCode.Exit:
-            self._logger.warning(f"rank {last} sent {code} instead of its exit feedback")
+            self._LOGGER.warning(f"ignored {code} from rank {sender} during shutdown")

@@ -71,11 +71,11 @@ def test_subset_serial_trainer_matches_hand_training_and_all_start_from_global()
         torch.testing.assert_close(got, want)
     assert slices == saved, "the caller's index lists must not be modified"
     up = trainer.uplink_package
-    assert len(up) == 3
-    assert up[-1].tolist() == [15.0, 20.0]
+    assert up is out and len(up) == 2  # FedLab's uplink: the K vectors, nothing else
+    assert trainer.uplink_meta == {"num_samples": 35, "num_clients": 2, "n0": 15, "n1": 20}
 
 
-def test_report_samples_false_gives_fedlab_uplink():
+def test_uplink_is_fedlabs_list_and_report_samples_false_drops_the_meta():
     data = _data()
     trainer = SubsetSerialTrainer(
         _model(), data, [list(range(30)), list(range(30, 60))], report_samples=False
@@ -83,6 +83,28 @@ def test_report_samples_false_gives_fedlab_uplink():
     trainer.local_process([0, 1], [read_params(_model())])
     up = trainer.uplink_package
     assert len(up) == 2 and all(t.numel() == trainer.num_params for t in up)
+    assert trainer.uplink_meta == {}
+
+
+def test_kept_results_are_not_overwritten_and_dropped_ones_are_reused():
+    data = _data()
+    trainer = SubsetSerialTrainer(_model(), data, [list(range(30)), list(range(30, 60))])
+    flat = read_params(_model())
+    kept = trainer.local_process([0, 1], [flat])
+    snapshot = [t.clone() for t in kept]
+    trainer.local_process([1, 0], [flat + 1.0])  # a second round while the first result is held
+    for t, want in zip(kept, snapshot, strict=True):
+        assert torch.equal(t, want)
+    ptrs = set()
+    for r in range(4):  # the standard loop: each round's list dropped after use
+        out = trainer.local_process([0, 1], [flat + r])
+        ptrs.add(out[0].untyped_storage().data_ptr())
+        del out
+    assert len(ptrs) <= 2  # storage comes from the trainer's pool, not a new allocation per round
+    view = trainer.local_process([0], [flat])[0][:3]  # a view alone keeps the storage alive too
+    saved = view.clone()
+    trainer.local_process([1], [flat + 2.0])
+    assert torch.equal(view, saved)
 
 
 def test_local_aggregation_equals_weighted_mean_of_clients():
@@ -96,7 +118,8 @@ def test_local_aggregation_equals_weighted_mean_of_clients():
     (mean,) = agg.local_process([0, 1, 2], [flat])
     want = (10 * models[0] + 30 * models[1] + 20 * models[2]) / 60
     torch.testing.assert_close(mean, want)
-    assert agg.uplink_package[-1].tolist() == [10.0, 30.0, 20.0]
+    assert len(agg.uplink_package) == 1
+    assert agg.uplink_meta == {"num_samples": 60, "num_clients": 3}
 
 
 def test_seeded_shuffle_depends_on_global_client_id_not_process():
@@ -156,7 +179,7 @@ def test_sgd_client_trainer_trains_and_reports_samples():
     want = _train_reference(_model(), start, x[:48], y[:48], 0.1, 2, 16)
     torch.testing.assert_close(trainer.model_parameters, want)
     up = trainer.uplink_package
-    assert len(up) == 2 and up[1].tolist() == [48.0]
+    assert len(up) == 1 and trainer.uplink_meta == {"num_samples": 48}
     assert trainer.last_loss is not None
     trainer.report_samples = False
-    assert len(trainer.uplink_package) == 1
+    assert trainer.uplink_meta == {}

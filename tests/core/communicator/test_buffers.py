@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastfl.core.communicator import Package, reader, transport, wire
+from fastfl.core.communicator import Package, PackageProcessor, reader, transport, wire
 from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, BodyBuffers, BufferPool, FrameRing, HostBlock
 from fastfl.utils import MessageCode
 
@@ -93,7 +93,7 @@ class FakeLink:
 
 
 GROUP = transport.Group(rank=0, world_size=2, device=torch.device("cpu"))
-SETTINGS = reader.Settings(timeout=5.0, max_message_bytes=1 << 30, max_tensors=1000, restore_dtypes=True)
+SETTINGS = PackageProcessor(timeout=5.0, max_tensors=1000)
 
 
 def _package(value: float, big: bool) -> Package:
@@ -164,14 +164,14 @@ def test_pool_reuses_a_dead_package_buffer_only_when_unreferenced():
     PACKAGE_BUFFERS.clear()
     first = Package(0, torch.full((1 << 20,), 1.0))  # 4 MB
     kept = first.tensors[0]
-    ptr = first._buf.data_ptr()
+    ptr = first._pack.buf.data_ptr()
     del first
     second = Package(0, torch.full((1 << 20,), 2.0))
-    assert second._buf.data_ptr() != ptr  # `kept` still views the first buffer
+    assert second._pack.buf.data_ptr() != ptr  # `kept` still views the first buffer
     assert bool((kept == 1.0).all())
     del kept
     third = Package(0, torch.full((1 << 20,), 3.0))
-    assert third._buf.data_ptr() == ptr
+    assert third._pack.buf.data_ptr() == ptr
     assert bool((third.tensors[0] == 3.0).all())
     PACKAGE_BUFFERS.clear()
 

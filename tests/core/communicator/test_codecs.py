@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastfl.core.communicator import Package, PackageProcessor, reader, wire
 from fastfl.core.communicator.codecs import Codec, EncodedTensor, get_codec, register_codec, registered_codecs
@@ -222,3 +224,41 @@ def test_decoded_size_is_bounded_before_decoding():
     p = Package(0, huge)
     with pytest.raises(WireFormatError, match="would decode to 8796093022208 bytes"):
         reader.unpack(p.body(), p.wire_header(0, 1))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_mutated_codec_bodies_raise_only_wire_format_errors(data):
+    package = Package(
+        0, [torch.arange(5.0), toy(torch.linspace(0, 1, 6).reshape(2, 3)), torch.ones(2, dtype=torch.int8)]
+    )
+    head = package.wire_header(0, 1)
+    body = package.body().clone()
+    arr = body.numpy()
+    for pos, value in data.draw(
+        st.lists(st.tuples(st.integers(0, arr.size - 1), st.integers(0, 255)), max_size=4)
+    ):
+        arr[pos] = value
+    try:
+        out = reader.unpack(body, head)
+    except WireFormatError:
+        return
+    assert len(out) == 3 and out[1].shape == (2, 3)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(0, 5),
+    dims=st.integers(0, 10),
+    payload=st.integers(0, 200),
+    body_bytes=st.binary(min_size=0, max_size=800),
+)
+def test_fuzz_codec_table_with_random_bytes(count, dims, payload, body_bytes):
+    table = wire.table_bytes(count, dims, codecs=True)
+    head = wire.Header(2, 0, 1, count, payload, table, wire.align(payload, 8) + table, dims, True, 0, True)
+    body = torch.tensor(list(body_bytes.ljust(head.body_bytes, b"\0")[: head.body_bytes]), dtype=torch.uint8)
+    try:
+        out = reader.unpack(body, wire.decode_header(wire.encode_header(head)))
+    except WireFormatError:
+        return
+    assert len(out) == count

@@ -209,3 +209,20 @@ def test_parse_header():
 def test_errors_are_fastfl_errors():
     with pytest.raises(FastFLError):
         Package(0, "x")
+
+
+@pytest.mark.parametrize("n", [10, 100_000], ids=["inline", "two-transfers"])
+def test_one_package_sent_to_many_ranks_is_packed_once(monkeypatch, n):
+    from fastfl.core.communicator import wire
+
+    package = Package(MessageCode.ParameterUpdate, [torch.arange(float(n)), torch.ones(3, dtype=torch.int64)])
+    tables = []
+    real = wire.encode_table
+    monkeypatch.setattr(wire, "encode_table", lambda *a: tables.append(1) or real(*a))
+    bodies = []
+    for dst in (1, 2, 3, 1):
+        parts = package.wire_parts(0, dst)
+        assert wire.decode_header(parts[0].numpy()[: wire.HEADER_BYTES]).receiver == dst
+        bodies.append(parts[-1].data_ptr())
+    assert len(tables) == 1  # the table was written once
+    assert len(set(bodies)) == 1  # every send goes out from the same packed bytes: no copy

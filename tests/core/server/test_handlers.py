@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import logging
+import random
+
 import pytest
 import torch
 from torch import nn
 
-from fastfl.core._updates import UpdateFormatError
+from fastfl.core._updates import UpdateFormatError, counts_meta
 from fastfl.core.model_maintainer import read_params
 from fastfl.core.server import (
     AsyncParameterServerHandler,
@@ -34,15 +37,21 @@ def test_base_handler_defaults():
         h._update_global_model([])
 
 
-def test_sampling_is_sorted_seeded_and_sized():
+def test_sampling_is_fedlabs_draw_seeded_and_sized():
+    random.seed(9)
+    fedlab_draw = random.sample(range(10), 3)
+    random.seed(9)
+    assert _sync().sample_clients() == fedlab_draw  # the same ids in the same (unsorted) order
     a, b = _sync(seed=5), _sync(seed=5)
     ids = a.sample_clients()
-    assert ids == sorted(ids) and len(ids) == a.client_num_per_round == 3
+    assert ids == random.Random(5).sample(range(10), 3) and len(ids) == a.client_num_per_round == 3
     assert ids == b.sample_clients()
     assert all(0 <= i < 10 for i in ids)
     a.mark_unavailable(range(8))
     assert set(a.sample_clients()) == {8, 9}
     assert a.round_target == 2
+    a.mark_available(range(2))
+    assert set(a.sample_clients()) <= {0, 1, 8, 9}
 
 
 def test_client_num_per_round_and_ratio_checks():
@@ -65,15 +74,21 @@ def test_uniform_fedavg_streams_and_completes_round():
     assert h.round == 1 and h.last_round_clients == 3 and not h.if_stop
 
 
-def test_weighted_fedavg_uses_sample_counts_and_local_aggregates():
-    h = _sync(weighted=True)
+def test_weighted_fedavg_uses_sample_counts_from_meta_and_local_aggregates():
+    h = _sync(weighted=True, rounds=3)
     h.sample_clients()
     ups = [torch.randn(8) for _ in range(3)]
-    h._update_global_model([ups[0], torch.tensor([10.0])])
+    h.receive_meta(counts_meta([10]))
+    h._update_global_model([ups[0]])
     local_mean = (30 * ups[1] + 60 * ups[2]) / 90
-    assert h._update_global_model([local_mean, torch.tensor([30.0, 60.0])]) is True
+    h.receive_meta(counts_meta([30, 60], aggregated=True))
+    assert h._update_global_model([local_mean]) is True
     want = (10 * ups[0] + 30 * ups[1] + 60 * ups[2]) / 100
     torch.testing.assert_close(read_params(h.model), want)
+    h.sample_clients()  # K models with per-model counts
+    h.receive_meta(counts_meta([1, 3, 4]))
+    assert h._update_global_model(ups) is True
+    torch.testing.assert_close(read_params(h.model), (ups[0] + 3 * ups[1] + 4 * ups[2]) / 8)
 
 
 def test_weighted_without_counts_and_uniform_with_local_aggregate_are_errors():
@@ -83,7 +98,15 @@ def test_weighted_without_counts_and_uniform_with_local_aggregate_are_errors():
         h._update_global_model([torch.randn(8)])
     u = _sync()
     u.sample_clients()
+    u.receive_meta(counts_meta([1, 2], aggregated=True))
     with pytest.raises(UpdateFormatError, match="aggregate"):
+        u._update_global_model([torch.randn(8)])
+
+
+def test_a_trailing_counts_tensor_is_not_a_fedlab_payload():
+    u = _sync()
+    u.sample_clients()
+    with pytest.raises(UpdateFormatError, match="every tensor of a FedLab upload is one model"):
         u._update_global_model([torch.randn(8), torch.tensor([1.0, 2.0])])
 
 
@@ -141,6 +164,21 @@ def test_downlink_is_one_reused_buffer_and_keep_updates_list():
 )
 def test_staleness_weights(strategy, hinge, s, want):
     assert staleness_weight(0.5, s, strategy, 10, 4, hinge) == pytest.approx(want)
+
+
+def test_negative_staleness_is_mixed_as_fedlab_with_one_warning(caplog):
+    h = AsyncParameterServerHandler(_model(), alpha=0.5, total_time=9, strategy="polynomial")
+    start = read_params(h.model)
+    new = torch.randn(8)
+    with caplog.at_level(logging.WARNING, logger="fastfl.server"):
+        h._update_global_model([new, torch.tensor([5.0])])  # the client's time 5 is ahead of 1
+        h._update_global_model([new, torch.tensor([7.0])])
+    torch.testing.assert_close(read_params(h.model), 0.25 * start + 0.75 * new)
+    assert h.time == 3 and sum("ahead of the server" in r.message for r in caplog.records) == 1
+    strict = AsyncParameterServerHandler(_model(), 0.5, 9, strict_staleness=True)
+    with pytest.raises(UpdateFormatError, match="ahead of the server"):
+        strict._update_global_model([new, torch.tensor([5.0])])
+    assert strict.time == 1
 
 
 def test_staleness_errors():

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import queue
+import threading
 
 import torch
 
 from fastfl.core.coordinator import Coordinator
+from fastfl.core.network import Message
 from fastfl.core.server.hierarchical import ClientConnector, ServerConnector
 from fastfl.utils.message_code import MessageCode
 
@@ -14,6 +16,7 @@ class FakeNetwork:
         self.rank, self.world_size = rank, world_size
         self.sent = []
         self.inbox = list(inbox)
+        self.farewells = set()
 
     def send(self, content=None, message_code=None, dst=0):
         self.sent.append((dst, message_code, content))
@@ -21,12 +24,26 @@ class FakeNetwork:
     def recv(self, src=None):
         return self.inbox.pop(0)
 
+    def recv_message(self, src=None):
+        return Message(*self.recv(src), {})
+
+    def watch_peers(self, on_lost, ranks=None):
+        return 0
+
+
+def _connector(net, up, down, counts):
+    """A ClientConnector in the state its setup leaves (without the SetUp exchange)."""
+    c = ClientConnector(net, write_queue=up, read_queue=down)
+    c.coordinator = Coordinator(counts)
+    c.group_client_num = c.coordinator.total
+    c.dead, c._told_exit = set(), threading.Event()
+    return c
+
 
 def test_client_connector_passes_parameters_down_unchanged():
     net = FakeNetwork()
     down, up = queue.Queue(), queue.Queue()
-    c = ClientConnector(net, write_queue=up, read_queue=down)
-    c.coordinator = Coordinator({1: 1, 2: 3})
+    c = _connector(net, up, down, {1: 1, 2: 3})
     params = torch.tensor([0.25, -1.75, 3.5, 1e-3])
     down.put((0, MessageCode.ParameterUpdate, [torch.tensor([0.0, 2.0, 3.0]), params]))
     down.put((0, MessageCode.Exit, [torch.tensor([0.0, 1.0, 2.0, 3.0]), params]))
@@ -50,8 +67,7 @@ def test_client_connector_main_loop_forwards_up_until_exit_feedback():
     params = [torch.ones(4), torch.tensor([5.0])]
     net = FakeNetwork(inbox=[(1, MessageCode.ParameterUpdate, params), (2, MessageCode.Exit, None)])
     down, up = queue.Queue(), queue.Queue()
-    c = ClientConnector(net, write_queue=up, read_queue=down)
-    c.coordinator = Coordinator({1: 1, 2: 1})
+    c = _connector(net, up, down, {1: 1, 2: 1})
     down.put((0, MessageCode.Exit, [torch.tensor([0.0, 1.0]), torch.zeros(4)]))
     c.main_loop()
     assert up.get_nowait()[1] == MessageCode.ParameterUpdate

@@ -29,7 +29,7 @@ def _server_sees_a_dead_client(rank: int, world: int, port: int) -> dict | None:
         os.kill(os.getpid(), signal.SIGKILL)
     if rank == 2:
         net.recv(0)
-        net.send(torch.arange(3.0), MessageCode.ParameterUpdate, 0)
+        net.send(torch.arange(3.0), MessageCode.ParameterUpdate, 0, meta={"num_samples": 7})
         net.recv(0)  # Exit
         net.close_network_connection()
         return None
@@ -38,14 +38,15 @@ def _server_sees_a_dead_client(rank: int, world: int, port: int) -> dict | None:
         net.send(torch.zeros(1), MessageCode.ParameterUpdate, peer)
     got: list = []
     started = time.monotonic()
-    while len(got) < 2 and time.monotonic() - started < NETWORK_TIMEOUT / 2:
+    while len(got) < 3 and time.monotonic() - started < NETWORK_TIMEOUT / 2:
         try:
             message = rx.get(NETWORK_TIMEOUT / 2)
         except PeerLostError as err:
             got.append(("lost", err.rank, str(err)))
             continue
+        assert isinstance(message, Message)
         got.append(("message", message.sender, message.message_code.name, message.content[0].tolist()))
-        assert isinstance(message, Message) and message.meta == {}
+        got.append(("meta", message.sender, message.meta))
     net.send(None, MessageCode.Exit, 2)  # rank 2 leaves after an Exit: not a loss
     late = rx.get(3.0)
     net.close_network_connection()
@@ -54,9 +55,10 @@ def _server_sees_a_dead_client(rank: int, world: int, port: int) -> dict | None:
 
 def test_a_dead_peer_is_reported_once_and_the_others_keep_talking(free_port):
     result = run_ranks(_server_sees_a_dead_client, 3, free_port, timeout=90, silent=[1])[0]
-    (kind, rank, text), message = result["got"]
+    (kind, rank, text), message, meta = result["got"]
     assert (kind, rank) == ("lost", 1) and "rank 1" in text and "closed" in text
     assert message == ("message", 2, "ParameterUpdate", [0.0, 1.0, 2.0])
+    assert meta == ("meta", 2, {"num_samples": 7})
     assert result["late"] is None and result["lost"] == [1]
 
 

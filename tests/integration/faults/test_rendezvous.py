@@ -82,7 +82,7 @@ def test_rank_0_on_a_taken_port_says_so():
 
 
 def _two_ids(rank: int, world: int, port: int):
-    return _join(rank, world, port, timeout=5.0, run_id="run-A" if rank == 0 else "run-B")
+    return _join(rank, world, port, timeout=2.0, run_id="run-A" if rank == 0 else "run-B")
 
 
 def test_a_process_of_another_run_is_refused(free_port):
@@ -94,7 +94,7 @@ def test_a_process_of_another_run_is_refused(free_port):
 
 
 def _world_mismatch(rank: int, world: int, port: int):
-    return _join(rank, 2 if rank == 0 else 3, port, timeout=5.0)
+    return _join(rank, 2 if rank == 0 else 3, port, timeout=2.0)
 
 
 def test_a_world_size_mismatch_is_named(free_port):
@@ -105,8 +105,8 @@ def test_a_world_size_mismatch_is_named(free_port):
 def _same_rank_twice(rank: int, world: int, port: int):
     if rank == 2:
         time.sleep(1.0)  # comes after the first rank 1, while the run is still up
-        return _join(1, 2, port, timeout=5.0)
-    return _join(rank, 2, port, timeout=5.0, hold=4.0)
+        return _join(1, 2, port, timeout=2.0)
+    return _join(rank, 2, port, timeout=2.0, hold=3.0)
 
 
 def test_a_rank_claimed_twice_is_refused(free_port):

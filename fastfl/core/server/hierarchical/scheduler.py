@@ -12,14 +12,17 @@ from fastfl.core.network import DistNetwork
 from fastfl.core.server.hierarchical.connector import ClientConnector, ServerConnector
 from fastfl.errors import CommunicationError
 
-__all__ = ["Scheduler"]
+__all__ = ["STOP_GRACE", "Scheduler"]
+
+STOP_GRACE = 5.0  # seconds a connector gets after SIGTERM before SIGKILL
 
 
 class Scheduler:
     """Run a ServerConnector (upper network) and a ClientConnector (lower network) as two processes.
 
-    `run()` returns when both have exited; if one of them fails, the other is stopped and
-    CommunicationError names the failed side.
+    `run()` returns when both have exited; if one of them fails, the other is stopped (SIGTERM,
+    then SIGKILL after `STOP_GRACE` seconds) and CommunicationError names the failed side. The
+    connectors exit by themselves if this process dies.
 
     Args:
         net_upper: this scheduler's DistNetwork in the upper group (a client rank).
@@ -49,7 +52,10 @@ class Scheduler:
             for c in connectors.values():
                 if c.is_alive():
                     c.terminate()
-                c.join()
+                c.join(STOP_GRACE)
+                if c.is_alive():
+                    c.kill()
+                    c.join()
 
     def _wait(self, connectors: dict[str, Any]) -> None:
         while any(c.is_alive() for c in connectors.values()):

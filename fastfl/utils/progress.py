@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,7 +18,8 @@ class RoundReporter:
     """Report one line per round and keep the metrics.
 
     Each `record` prints ``round   3/10  clients  10  loss 0.4123  acc 88.52%  time 0.41s``;
-    when the stream is a terminal a progress bar is redrawn under the lines. `close` writes the
+    when the stream is a terminal and tqdm is installed, a tqdm progress bar stays under the
+    lines. `close` writes the
     metrics to ``<out>.csv`` and ``<out>.json`` and, when matplotlib is installed, the accuracy
     and loss curves to ``<out>.png``.
 
@@ -27,7 +27,7 @@ class RoundReporter:
         total_rounds: the number of rounds expected (for the bar and the line's width).
         out: path prefix of the result files (None: keep the metrics in memory only).
         stream: where to print (default: sys.stdout at construction).
-        bar: draw the progress bar (default: when `stream` is a terminal).
+        bar: draw the progress bar (default: when `stream` is a terminal; needs tqdm).
         title: the plot's title.
         quiet: print nothing.
     """
@@ -48,7 +48,14 @@ class RoundReporter:
         self.bar = bool(bar) if bar is not None else bool(stream is not None and stream.isatty())
         self.title = title
         self.rows: list[dict[str, Any]] = []
-        self._start = time.perf_counter()
+        self._tqdm: Any = None
+        if self.bar and stream is not None:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                self.bar = False
+            else:
+                self._tqdm = tqdm(total=self.total_rounds, file=stream, unit="round", leave=True)
 
     def record(
         self, round: int, clients: int, loss: float, accuracy: float, seconds: float, **extra: Any
@@ -65,25 +72,18 @@ class RoundReporter:
             f"round {round:>{width}}/{self.total_rounds}  clients {clients:>3}  loss {loss:.4f}  "
             f"acc {100 * accuracy:6.2f}%  time {seconds:.2f}s"
         )
-        if self.bar:
-            self.stream.write("\r\033[K")
+        if self._tqdm is not None:
+            self._tqdm.write(line, file=self.stream)
+            self._tqdm.update(1)
+            return
         self.stream.write(line + "\n")
-        if self.bar:
-            self._draw_bar(self.stream)
         self.stream.flush()
-
-    def _draw_bar(self, stream: TextIO) -> None:
-        done = len(self.rows)
-        total = max(self.total_rounds, 1)
-        filled = min(30, int(30 * done / total))
-        elapsed = time.perf_counter() - self._start
-        stream.write(f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} rounds, {elapsed:.1f}s")
 
     def close(self) -> dict[str, Path]:
         """Finish the bar and write the result files; return them by kind ("csv", "json", "png")."""
-        if self.bar and self.stream is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None
         if self.out is None:
             return {}
         self.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The `python -m fastfl.datasets` command: build LEAF caches and print per-client statistics."""
+"""`fastfl data leaf` (also `python -m fastfl.datasets leaf`): build LEAF caches, print per-client statistics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +20,8 @@ from fastfl.utils.dataset.leaf import (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fastfl.datasets", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``leaf`` subcommand to `sub`."""
     leaf = sub.add_parser("leaf", help="build the cache of a LEAF data set and print per-client statistics")
     leaf.add_argument("--name", required=True, choices=NAMES, help="the LEAF data set")
     leaf.add_argument(
@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     leaf.add_argument("--image-dir", type=Path, default=None, help="CelebA's img_align_celeba folder")
     leaf.add_argument("--image-size", type=int, default=84, help="CelebA image side after resizing")
     leaf.add_argument("--show", type=int, default=20, help="clients to list (0: all)")
-    return parser
+    leaf.set_defaults(func=run)
+    return leaf
 
 
 def _summary(split: LeafSplit, seconds: float, built: bool) -> str:
@@ -89,9 +90,8 @@ def _leaf(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 when the data is missing or malformed)."""
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run ``leaf``; return the exit status (2 when the data is missing or malformed)."""
     if args.show < 0:
         print("error: --show must be >= 0", file=sys.stderr)
         return 2
