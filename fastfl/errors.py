@@ -156,3 +156,12 @@ class ConfigError(FastFLError, ValueError):
 
 class CheckpointError(FastFLError, ValueError):
     """A run's checkpoint is missing, corrupt, or belongs to a different configuration."""
+
+
+# Helpers (fastfl.utils.functional).
+class InvalidArgumentError(FastFLError, ValueError):
+    """A helper got an argument of the right type but an impossible value (mismatched shapes, k beyond the classes)."""
+
+
+class MissingEntryError(FastFLError, KeyError):
+    """A JSON configuration has no entry for the name asked for, or the entry lacks a field."""

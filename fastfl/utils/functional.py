@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fastfl.errors import KernelArgumentError
+from fastfl.errors import EmptyDataError, InvalidArgumentError, InvalidCountError, MissingEntryError
 from fastfl.utils._gpu import DeviceUnavailableError, get_best_gpu
 from fastfl.utils._report import partition_report
 
@@ -71,7 +71,7 @@ class AverageMeter:
             ValueError: `n` is negative.
         """
         if n < 0:
-            raise ValueError(f"n is {n}; the number of items must be non-negative")
+            raise InvalidCountError(f"n is {n}; the number of items must be non-negative")
         self.val = val
         self.sum += val * n
         self.count += n
@@ -112,7 +112,7 @@ def _run_eval(
         for module, training in modes:
             module.training = training
     if total == 0:
-        raise KernelArgumentError("test_loader yielded no samples; cannot evaluate on an empty data set")
+        raise EmptyDataError("test_loader yielded no samples; cannot evaluate on an empty data set")
     return raw_sum, loss_sum, correct, total
 
 
@@ -158,16 +158,16 @@ def accuracy(output: Tensor, target: Tensor, topk: Sequence[int] = (1,)) -> list
         ValueError: shapes do not match, the batch is empty, or k exceeds the class count.
     """
     if output.dim() != 2 or target.dim() != 1 or output.size(0) != target.size(0):
-        raise KernelArgumentError(
+        raise InvalidArgumentError(
             f"output must be (batch, classes) and target (batch,); got {tuple(output.shape)} "
             f"and {tuple(target.shape)}"
         )
     n, classes = output.shape
     if n == 0:
-        raise KernelArgumentError("the batch is empty; accuracy needs at least one sample")
+        raise InvalidArgumentError("the batch is empty; accuracy needs at least one sample")
     maxk = max(topk)
     if maxk > classes or min(topk) < 1:
-        raise KernelArgumentError(f"topk {tuple(topk)} must lie in 1..{classes} (the number of classes)")
+        raise InvalidArgumentError(f"topk {tuple(topk)} must lie in 1..{classes} (the number of classes)")
     top = output.topk(maxk, dim=1).indices
     hits = top == target.view(-1, 1)
     return [hits[:, :k].sum().to(torch.float32).reshape(1) * (1.0 / n) for k in topk]
@@ -184,11 +184,11 @@ def read_config_from_json(json_file: str, user_name: str) -> tuple[Any, Any, Any
     with open(json_file) as fh:
         config = json.load(fh)
     if user_name not in config:
-        raise KeyError(f"{json_file} has no entry {user_name!r}; it has {sorted(config)}")
+        raise MissingEntryError(f"{json_file} has no entry {user_name!r}; it has {sorted(config)}")
     entry = config[user_name]
     missing = [k for k in ("ip", "port", "world_size", "rank") if k not in entry]
     if missing:
-        raise KeyError(f"entry {user_name!r} of {json_file} lacks {', '.join(missing)}")
+        raise MissingEntryError(f"entry {user_name!r} of {json_file} lacks {', '.join(missing)}")
     return entry["ip"], entry["port"], entry["world_size"], entry["rank"]
 
 

@@ -186,21 +186,30 @@ class Package:
             raise PackageTypeError(
                 f"tensor_list must be a list or tuple of tensors, got {type(tensor_list).__name__}"
             )
-        items = [checked(t, i) for i, t in enumerate(tensor_list)]
-        if not items:
+        srcs, shapes, origs, wire_dtypes, sizes, aligns, codecs = [], [], [], [], [], [], []
+        itemsize, narrow = wire.ITEMSIZE, self.wire_dtype
+        for i, item in enumerate(tensor_list):
+            item = checked(item, i)
+            if type(item) is EncodedTensor:
+                src, dt, align, codec = item.blob, _BYTE, wire.BLOB_ALIGN, item.codec
+            else:
+                src, dt, codec = item, item.dtype, 0
+                if narrow is not None and dt in FLOAT_DTYPES:
+                    dt = narrow
+                align = itemsize[dt]
+            srcs.append(src)
+            shapes.append(tuple(item.shape))
+            origs.append(item.dtype)
+            wire_dtypes.append(dt)
+            sizes.append(src.numel() * itemsize[dt])
+            aligns.append(align)
+            codecs.append(codec)
+        if not srcs:
             return
-        srcs = [t.blob if isinstance(t, EncodedTensor) else t for t in items]
-        codecs = [t.codec if isinstance(t, EncodedTensor) else 0 for t in items]
-        wire_dtypes = [_BYTE if c else self._wire_of(t.dtype) for t, c in zip(srcs, codecs, strict=True)]
-        sizes = [t.numel() * wire.ITEMSIZE[dt] for t, dt in zip(srcs, wire_dtypes, strict=True)]
-        aligns = [
-            wire.BLOB_ALIGN if c else wire.ITEMSIZE[dt] for c, dt in zip(codecs, wire_dtypes, strict=True)
-        ]
         offsets, end = wire.layout(aligns, sizes, self._end)
-        shapes = [tuple(t.shape) for t in items]
-        codecs_table = any(codecs) or any(self._codecs)
+        dims = sum(len(s) for s in shapes)
         table = wire.table_bytes(
-            len(self._shapes) + len(shapes), self._dims + sum(len(s) for s in shapes), codecs_table
+            len(self._shapes) + len(shapes), self._dims + dims, any(codecs) or any(self._codecs)
         )
         meta_room = min(wire.align(2 + 42 * len(self.meta), 8), MAX_META_BYTES) if self.meta else 0
         pack = self._pack
@@ -212,22 +221,20 @@ class Package:
             ops.pack(srcs, [HEAD_ROOM + o for o in offsets], wire_dtypes, out=pack.buf)
         self._shapes += shapes
         self._wire += wire_dtypes
-        self._orig += [t.dtype for t in items]
+        self._orig += origs
         self._offsets += offsets
         self._sizes += sizes
         self._codecs += codecs
         self._end = end
-        self._dims += sum(len(s) for s in shapes)
+        self._dims += dims
         pack.stale()
         self._framed = None
+        slices = self.slices
         for t in srcs:
-            self.slices += [t.numel(), t.dim(), *t.shape]
-        self.set_header_field(HEADER_SLICE_SIZE_IDX, len(self.slices))
+            slices += [t.numel(), t.dim(), *t.shape]
+        self.set_header_field(HEADER_SLICE_SIZE_IDX, len(slices))
         if self.dtype is None:
             self.dtype = wire_dtypes[0]
-
-    def _wire_of(self, dtype: torch.dtype) -> torch.dtype:
-        return self.wire_dtype if self.wire_dtype is not None and dtype in FLOAT_DTYPES else dtype
 
     @property
     def tensors(self) -> list[Tensor]:
