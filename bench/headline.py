@@ -1,7 +1,8 @@
 """Issue 12's headline ratios, measured interleaved: every round times each case once, in turn.
 
 On a shared machine the load drifts over seconds; timing the cases of one comparison in turn,
-round after round, and taking per-round ratios keeps a drift from landing on one side only. Prints
+round after round (starting each round at the next case), and taking per-round ratios keeps a
+drift from landing on one side only. Prints
 a Markdown table: best and median time of each case, and the median of the per-round ratios.
 
     FASTFL_REQUIRE_NATIVE=1 PYTHONPATH=. .venv/bin/python bench/headline.py [rounds]
@@ -78,7 +79,9 @@ def measure(cases: dict[str, Case], base: str, sparse: dict[str, int], rounds: i
         fn()
     for r in range(rounds):
         this: dict[str, float] = {}
-        for name, fn in cases.items():
+        names = list(cases)
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no position bias
+            fn = cases[name]
             if r % sparse.get(name, 1):
                 continue
             start = time.perf_counter()

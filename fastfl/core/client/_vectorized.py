@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from fastfl import ops
+
 __all__ = ["VectorizedSGD", "train_clients"]
 
 
@@ -148,7 +150,7 @@ def train_clients(
                 out = rows[first : first + size]
             else:
                 if scratch.numel() < size * numel:
-                    scratch = torch.empty(size * numel, dtype=rows.dtype)
+                    scratch = ops.empty(size * numel, dtype=rows.dtype)  # huge pages / warm pool
                 out = scratch[: size * numel].view(size, numel)
             part_loss = vsgd.train(flat, inputs, labels, [orders[k] for k in part], batch_size, lr, out)
             positions = torch.tensor(part)

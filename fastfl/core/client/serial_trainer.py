@@ -362,7 +362,10 @@ class SubsetSerialTrainer(SerialTrainer):
         self._LOGGER.info(f"Local training (vmapped, up to {batch_clients} at once) of clients: {ids}")
         return self._vectorized_process(ids, payload[0], batch_clients)
 
-    def _vectorized_process(self, ids: list[int], model_parameters: Tensor, chunk: int) -> list[Tensor]:
+    def _vectorized_process(
+        self, ids: list[int], model_parameters: Tensor, chunk: int | None = None
+    ) -> list[Tensor]:
+        chunk = self.batch_clients if chunk is None else chunk  # subclasses call it without one
         epochs = int(self.args["epochs"])
         orders = []  # drawn in id order, as the one-at-a-time path draws them
         for idx in ids:
