@@ -8,7 +8,11 @@ server manager hands only to handlers that ask for it (`receive_meta`):
 
 - ``num_samples``: the total number of samples behind the update;
 - ``num_clients``: how many clients the update stands for (K; 1 when absent);
-- ``n0 … n{K-1}``: each model's sample count, when the payload holds K > 1 models.
+- ``n0 … n{K-1}``: each model's sample count, when the payload holds K > 1 models;
+- ``uplink_delta``: set (1) by a compressed uplink (`fastfl.contrib.compressor.CompressedUplink`)
+  whose model-sized tensors are deltas from the global model the client received; the server
+  manager adds that global model back (`restore_uplink`) and drops the key before any handler
+  sees the payload or the metadata.
 
 A serial trainer that averages its clients locally (``aggregate=True``) uploads one model with
 ``num_clients = K`` and ``num_samples`` = the sum of their counts.
@@ -32,11 +36,13 @@ __all__ = [
     "counts_meta",
     "message_parts",
     "parse_uplink",
+    "restore_uplink",
     "send_with_meta",
 ]
 
 NUM_SAMPLES = "num_samples"
 NUM_CLIENTS = "num_clients"
+UPLINK_DELTA = "uplink_delta"
 
 
 @dataclass(frozen=True)
@@ -144,3 +150,38 @@ def message_parts(message: Sequence[Any]) -> tuple[int, Any, Any, dict[str, floa
     """``(sender, message_code, content, meta)`` of a received triple or `Message` (meta {} if none)."""
     meta = getattr(message, "meta", None)
     return message[0], message[1], message[2], dict(meta) if meta else {}
+
+
+def restore_uplink(
+    payload: Any, meta: dict[str, float], sent: Any, wire_dtype: Any = None
+) -> tuple[Any, dict[str, float]]:
+    """``(payload, meta)`` as a handler expects them: parameters, even from a delta-encoded uplink.
+
+    Without ``meta["uplink_delta"]`` both come back unchanged (nothing is computed). With it, every
+    floating tensor of the payload with as many elements as `sent` (the global model this rank was
+    sent, or a callable returning it) gets that model added, and the key is dropped from `meta`.
+    `wire_dtype` is the network's narrowing of floating tensors: the client received (and
+    subtracted) the narrowed model, so the narrowed model is what is added back.
+
+    Raises:
+        UpdateFormatError: the upload is marked as deltas but no model was sent to this rank.
+    """
+    if not meta or not meta.get(UPLINK_DELTA):
+        return payload, meta
+    meta = {k: v for k, v in meta.items() if k != UPLINK_DELTA}
+    base = sent() if callable(sent) else sent
+    if not isinstance(base, Tensor):
+        raise UpdateFormatError(
+            "the upload holds deltas (uplink_delta) but no global model was sent to this rank"
+        )
+    base = base.detach().reshape(-1)
+    if wire_dtype is not None and base.is_floating_point() and base.dtype != wire_dtype:
+        base = base.to(wire_dtype).to(base.dtype)
+    items = [payload] if isinstance(payload, Tensor) else list(payload or [])
+    out = [
+        (base + t.reshape(-1).to(base.dtype)).reshape(t.shape)
+        if isinstance(t, Tensor) and t.is_floating_point() and t.numel() == base.numel()
+        else t
+        for t in items
+    ]
+    return out, meta

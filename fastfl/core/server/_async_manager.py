@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from fastfl.core._updates import message_parts, restore_uplink
 from fastfl.core.server._base_manager import PEER_LOST, ServerManager
 from fastfl.errors import CommunicationError
 from fastfl.utils.message_code import MessageCode
@@ -75,6 +76,12 @@ class AsynchronousServerManager(ServerManager):
         self.message_queue = UpdateQueue()
         self.gone: set[int] = set()
         self._updater_error: BaseException | None = None
+        self._sent: dict[int, Any] = {}
+
+    def _receive(self) -> Any:
+        """The next message, with its metadata when the network gives it (`recv_message`)."""
+        recv_message = getattr(self._network, "recv_message", None)
+        return recv_message() if recv_message is not None else self._network.recv()
 
     def main_loop(self, *args: Any, **kwargs: Any) -> None:
         """Serve requests and queue updates for `updater_thread` until `handler.if_stop`."""
@@ -82,20 +89,25 @@ class AsynchronousServerManager(ServerManager):
         updater.start()
         while self._handler.if_stop is not True:
             try:
-                sender, message_code, payload = self._network.recv()[:3]
+                sender, message_code, payload, meta = message_parts(self._receive())
             except PEER_LOST as err:
                 self._client_gone(err.rank, "is gone (its connection closed)")
                 continue
             if message_code == MessageCode.ParameterRequest:
                 try:
+                    downlink_package = self._handler.downlink_package
+                    self._sent[sender] = downlink_package[0]  # what a delta uplink is relative to
                     self._network.send(
-                        content=self._handler.downlink_package,
+                        content=downlink_package,
                         message_code=MessageCode.ParameterUpdate,
                         dst=sender,
                     )
                 except CommunicationError as err:
                     self._client_gone(sender, f"could not be answered ({err})")
             elif message_code == MessageCode.ParameterUpdate:
+                payload, _ = restore_uplink(
+                    payload, meta, self._sent.get(sender), getattr(self._network, "wire_dtype", None)
+                )
                 self.message_queue.put((sender, message_code, payload))
                 self.message_queue.wait_idle(updater)
                 self._check_updater(updater)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from fastfl import errors
-from fastfl.core._updates import message_parts
+from fastfl.core._updates import message_parts, restore_uplink
 from fastfl.core.network import DistNetwork
 from fastfl.core.server._async_manager import AsynchronousServerManager
 from fastfl.core.server._base_manager import DEFAULT_SERVER_RANK, PEER_LOST, ServerManager
@@ -73,6 +73,7 @@ class SynchronousServerManager(ServerManager):
         self._rx: Receiver | None = None
         self._activated: dict[int, int] | None = None
         self._unreached: set[int] = set()
+        self._sent: dict[int, Any] = {}
 
     @property
     def round_timeout(self) -> float | str | None:
@@ -98,8 +99,10 @@ class SynchronousServerManager(ServerManager):
         self._LOGGER.info(f"Client id list: {clients_this_round}")
         activated: dict[int, int] = {}
         self._unreached: set[int] = set()
+        self._sent = {}
         for rank, values in rank_dict.items():
             downlink_package = list(self._handler.downlink_package)
+            self._sent[rank] = downlink_package[0]  # a reference: what a delta uplink is relative to
             id_list = torch.tensor(values, dtype=downlink_package[0].dtype)
             try:
                 self._network.send(
@@ -113,7 +116,7 @@ class SynchronousServerManager(ServerManager):
         self._activated = activated
 
     def _round(self) -> None:
-        self._activated, self._unreached = None, set()
+        self._activated, self._unreached, self._sent = None, set(), {}
         started = time.monotonic()
         self.activate_clients()
         state = RoundState(self._activated, self.dead | self.late)
@@ -142,6 +145,7 @@ class SynchronousServerManager(ServerManager):
             if sender in self.late:
                 self._late_update(sender)
                 continue
+            payload, meta = self._restore(sender, payload, meta)
             receive_meta = getattr(self._handler, "receive_meta", None)
             if receive_meta is not None:
                 receive_meta(meta)
@@ -152,6 +156,13 @@ class SynchronousServerManager(ServerManager):
             if state.settled:
                 self._finish_partial(state)
                 return
+
+    def _restore(self, sender: int, payload: Any, meta: dict[str, float]) -> tuple[Any, dict[str, float]]:
+        """Parameters from a delta-encoded (compressed) uplink: the model sent to `sender` added back."""
+        sent = self._sent.get(sender)
+        if sent is None:  # activate_clients is overridden: this round's model, read on demand
+            sent = lambda: self._handler.downlink_package[0]
+        return restore_uplink(payload, meta, sent, getattr(self._network, "wire_dtype", None))
 
     def _finish_partial(self, state: RoundState) -> None:
         """End a round in which some activated ranks were lost, with the updates that arrived."""

@@ -52,8 +52,8 @@ def _run(rank: int, world: int, port: int) -> list:
         got = []
         for step in range(2):
             net.send([torch.tensor([0.0]), torch.full((D,), float(step))], MessageCode.ParameterUpdate, 1)
-            _, code, content = net.recv(src=1)
-            got.append([code.name, [t.numpy().copy() for t in content]])
+            _, code, content, meta = net.recv_message(src=1)
+            got.append([code.name, [t.numpy().copy() for t in content], meta])
         net.send(None, MessageCode.Exit, 1)
         net.recv(src=1)  # the exit feedback
         return got
@@ -65,10 +65,12 @@ def _run(rank: int, world: int, port: int) -> list:
 def test_passive_client_uploads_compressed(free_port):
     got = run_ranks(_run, 2, free_port, timeout=90)[0]
     comp, trainer = TopkCompressor(0.01), _DeltaTrainer()
-    for step, (code, (update, counts)) in enumerate(got):
-        trainer.local_process([torch.full((D,), float(step))])
-        want = comp.decode(comp.encode(trainer.update), (D,), torch.float32)
+    for step, (code, (update, counts), meta) in enumerate(got):
+        glob = torch.full((D,), float(step))
+        trainer.local_process([glob])
+        want = comp.decode(comp.encode(trainer.update - glob), (D,), torch.float32)  # the delta travels
         assert code == "ParameterUpdate" and counts.tolist() == [25.0]  # the count travels raw
+        assert meta == {"uplink_delta": 1}
         assert torch.equal(torch.from_numpy(update), want)
         assert (update != 0).sum() == 40
 
