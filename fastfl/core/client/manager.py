@@ -43,7 +43,8 @@ class ClientManager(NetworkManager):
         trainer: a ClientTrainer (one client) or SerialTrainer (many), or any object with their interface.
         logger: where to log (default: the ``fastfl.client`` logger), kept as `_LOGGER`.
         compressor: opt-in: a `fastfl.contrib.compressor` compressor that encodes the uplink's
-            model tensors on the wire (see `fastfl.contrib.compressor.uplink`); None sends them as is.
+            model tensors on the wire as deltas from the received model, which the server
+            manager adds back (see `fastfl.contrib.compressor.uplink`); None sends them as is.
     """
 
     _DEFAULT_LOGGER = "fastfl.client"

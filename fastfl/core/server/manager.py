@@ -2,7 +2,8 @@
 
 Fidelity rule (docs/compat.md): FedLab-1.2.1-style code sees FedLab's behaviour. `main_loop` calls
 `activate_clients()` once per round and hands every ParameterUpdate's payload, unchanged, to
-`handler._update_global_model(payload)` until it returns True; `shutdown` calls
+`handler._update_global_model(payload)` until it returns True (a compressed uplink's deltas,
+marked ``uplink_delta``, first get the model sent to that rank added back: parameters again); `shutdown` calls
 `shutdown_clients()`. A manager talks to its handler only through the interface documented in
 `fastfl.core.server._base_handler` (FedLab's names), and uses fastfl's extras (metadata with
 sample counts, partial rounds, skipping lost ranks) only when the handler has them.
