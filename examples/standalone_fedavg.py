@@ -25,6 +25,13 @@ from fastfl.utils import Aggregators, SerializationTool
 from fastfl.utils.progress import RoundReporter
 
 
+def _batch_clients(text: str) -> str | int | None:
+    """--batch-clients: 'auto', 'none' or a positive count."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), rounds=10)
     parser.add_argument("--clients", type=int, default=100, help="clients in total")
@@ -32,9 +39,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--save", default=None, help="save the final flat global model here")
     parser.add_argument(
         "--batch-clients",
-        type=int,
-        default=None,
-        help="train up to this many clients at once (vmapped; default: one at a time)",
+        type=_batch_clients,
+        default="auto",
+        help="'auto' (default: the faster mode, timed on the first rounds), 'none' (one client at a "
+        "time) or N (up to N clients at once, vmapped)",
     )
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else "runs/standalone_fedavg"
