@@ -181,3 +181,36 @@ def test_error_feedback_invariant_over_two_rounds_float64():
         glob = glob + sent  # the next round's model
     memory = comp.memory.buffer[0].double()
     assert torch.allclose(sent_sum + memory, true_sum, rtol=0, atol=1e-12)
+
+
+class _AsyncNet:
+    """Answers `recv_message` from a script and records sends (the asynchronous server's network)."""
+
+    world_size, rank, timeout = 2, 0, 30.0
+
+    def __init__(self, script):
+        self.script, self.sent = list(script), []
+
+    def send(self, content=None, message_code=None, dst=0):
+        self.sent.append((dst, message_code, content))
+
+    def recv_message(self, src=None):
+        return self.script.pop(0)
+
+
+def test_async_manager_adds_back_the_model_it_answered_with():
+    from fastfl.core.server import AsyncParameterServerHandler
+    from fastfl.core.server.manager import AsynchronousServerManager
+
+    handler = AsyncParameterServerHandler(nn.Linear(3, 2), 1.0, 2)  # model time starts at 1
+    sent_global = handler.model_parameters.clone()
+    delta = torch.linspace(-1, 1, 8)
+    net = _AsyncNet(
+        [
+            Message(1, MessageCode.ParameterRequest, [], {}),
+            Message(1, MessageCode.ParameterUpdate, [delta, torch.tensor([1.0])], {UPLINK_DELTA: 1}),
+        ]
+    )
+    AsynchronousServerManager(net, handler).main_loop()
+    assert torch.equal(net.sent[0][2][0], sent_global)
+    assert torch.allclose(handler.model_parameters, sent_global + delta, atol=1e-7)  # alpha 1: the update
