@@ -8,31 +8,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
+from fastfl.contrib.algorithm._async_client import AsyncAlgorithmSerialTrainer
 from fastfl.contrib.algorithm._single import one_client
 from fastfl.core.model_maintainer import read_params, write_params_
 from fastfl.core.server._async_handler import AsyncParameterServerHandler
-from fastfl.errors import UpdateFormatError
 
 __all__ = ["AsyncServerHandler", "FedAsyncClientTrainer", "FedAsyncSerialClientTrainer"]
 
 
-class FedAsyncSerialClientTrainer(AlgorithmSerialTrainer):
+class FedAsyncSerialClientTrainer(AsyncAlgorithmSerialTrainer):
     """FedAsync's clients: plain SGD from the received ``[x, time]``; uplink ``[theta_k, time]``.
 
     One client per `local_process` call (asynchronous clients report one at a time).
     """
 
-    def _receive(self, payload: Sequence[Tensor]) -> Tensor:
-        if len(payload) < 2:
-            raise UpdateFormatError("an asynchronous downlink must be [params, Tensor([model time])]")
-        self.model_time = float(payload[1].reshape(-1)[0])
-        return super()._receive(payload)
-
     def local_process(self, id_list: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
         """Train one client from ``[x, time]``."""
-        if len(id_list) != 1:
-            raise ValueError(f"{type(self).__name__} trains one client per call, got {list(id_list)}")
         params = super().local_process(id_list, payload)
         self._uplink = [params[0], torch.tensor([self.model_time])]
         return params

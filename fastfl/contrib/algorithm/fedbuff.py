@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from fastfl import ops
-from fastfl.contrib.algorithm._client import AlgorithmSerialTrainer
+from fastfl.contrib.algorithm._async_client import AsyncAlgorithmSerialTrainer
 from fastfl.contrib.algorithm._single import one_client
 from fastfl.contrib.algorithm.staleness import fedasync_staleness, fedbuff_staleness
 from fastfl.core.model_maintainer import read_params, write_params_
@@ -21,22 +21,14 @@ from fastfl.errors import UpdateFormatError
 __all__ = ["FedBuffClientTrainer", "FedBuffSerialClientTrainer", "FedBuffServerHandler"]
 
 
-class FedBuffSerialClientTrainer(AlgorithmSerialTrainer):
+class FedBuffSerialClientTrainer(AsyncAlgorithmSerialTrainer):
     """FedBuff's clients: plain SGD from ``[x, time]``; uplink ``[theta_k - x, Tensor([time, n_k])]``.
 
     One client per `local_process` call (asynchronous clients report one at a time).
     """
 
-    def _receive(self, payload: Sequence[Tensor]) -> Tensor:
-        if len(payload) < 2:
-            raise UpdateFormatError("an asynchronous downlink must be [params, Tensor([model time])]")
-        self.model_time = float(payload[1].reshape(-1)[0])
-        return super()._receive(payload)
-
     def local_process(self, id_list: Sequence[int], payload: list[Tensor]) -> list[Tensor]:
         """Train one client from ``[x, time]``; the returned row holds its change theta_k - x."""
-        if len(id_list) != 1:
-            raise ValueError(f"{type(self).__name__} trains one client per call, got {list(id_list)}")
         params = super().local_process(id_list, payload)
         params[0].sub_(payload[0].reshape(-1).to(params[0].dtype))
         info = torch.tensor([self.model_time, float(self.sample_counts[0])], dtype=torch.float64)
