@@ -15,6 +15,7 @@ from fastfl.contrib.algorithm._async_client import AsyncAlgorithmSerialTrainer
 from fastfl.contrib.algorithm._single import one_client
 from fastfl.contrib.algorithm.staleness import fedasync_staleness, fedbuff_staleness
 from fastfl.core.model_maintainer import read_params, write_params_
+from fastfl.core.server._async_handler import AsyncParameterServerHandler
 from fastfl.core.server._base_handler import ParameterServerBackendHandler
 from fastfl.errors import UpdateFormatError
 
@@ -80,16 +81,9 @@ class FedBuffServerHandler(ParameterServerBackendHandler):
         self.last_weight: float | None = None
         self._lock = threading.Lock()
 
-    @property
-    def if_stop(self) -> bool:
-        """True once the model time reaches `total_time`."""
-        return self.time >= self.total_time
-
-    @property
-    def downlink_package(self) -> list[Tensor]:
-        """``[global params, Tensor([time])]``."""
-        with self._lock:
-            return [read_params(self._model), torch.tensor([float(self.time)])]
+    # the same model time, stop rule and downlink as FedAsync's core handler
+    if_stop = AsyncParameterServerHandler.if_stop
+    downlink_package = AsyncParameterServerHandler.downlink_package
 
     def weight(self, staleness: float) -> float:
         """The weight of an update `staleness` server steps old."""
