@@ -66,11 +66,15 @@ def passive(a):
     PassiveClientManager(_net(a), trainer).run()
 
 
-class _TimedTrainer:
-    """Active-client trainer that uploads [params, time] like FedLab's example."""
+class TimedTrainer:
+    """Active-client trainer that uploads [params, time] like FedLab's example (FedAsync's protocol).
 
-    def __init__(self):
-        self.inner = _sgd_trainer()
+    Args:
+        inner: the SGDClientTrainer that trains (default: a small linear model on fixed data).
+    """
+
+    def __init__(self, inner=None):
+        self.inner = inner if inner is not None else _sgd_trainer()
         self.client_num, self.type = 1, 0
         self.time = None
 
@@ -84,7 +88,7 @@ class _TimedTrainer:
 
 
 def active(a):
-    ActiveClientManager(_net(a), _TimedTrainer()).run()
+    ActiveClientManager(_net(a), TimedTrainer()).run()
 
 
 def raw_server_passive(a):

@@ -36,6 +36,7 @@ from fastfl.core.server import (
     SyncParameterServerHandler,
 )
 from fastfl.core.server.hierarchical import Scheduler
+from tests.integration._workers import TimedTrainer
 
 torch.set_num_threads(1)
 SERIAL_CLIENTS = 3
@@ -142,23 +143,6 @@ def server(a: dict) -> None:
     _report(rounds=rounds, dead=sorted(manager.dead), late=sorted(manager.late))
 
 
-class _TimedTrainer:
-    """Active-client trainer that uploads [params, model time] (FedAsync's protocol)."""
-
-    def __init__(self):
-        self.inner = _trainer("sgd")
-        self.client_num, self.type = 1, 0
-        self.time = 0.0
-
-    def local_process(self, payload):
-        self.time = float(payload[1].item())
-        self.inner.train(payload[0])
-
-    @property
-    def uplink_package(self):
-        return [self.inner.model_parameters, torch.tensor([self.time])]
-
-
 class _DyingActiveManager(ActiveClientManager):
     """An active client that dies right after its `die["call"]`-th request (before the reply)."""
 
@@ -175,7 +159,7 @@ class _DyingActiveManager(ActiveClientManager):
 
 def active_client(a: dict) -> None:
     """An active (asynchronous) client; `die` may also name the phase "request"."""
-    trainer = _TimedTrainer()
+    trainer = TimedTrainer(_trainer("sgd"))
     die = a.get("die")
     if a.get("pause"):
         _slow(trainer, a["pause"])
