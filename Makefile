@@ -54,3 +54,19 @@ lint: $(STAMP)
 
 clean:
 	rm -rf build $(VENV) fastfl/_C*.so
+
+# The peers of issue 12's target 7 (bench/bench_peers.py), each in its own venv under .peers/
+# (ignored by git; .venv is not touched): FedLab 1.3 and pfl-research, every package pinned in
+# bench/peers/*.txt and installed --no-deps, so nothing else is resolved or upgraded.
+PEERS_DIR ?= .peers
+PEER_PIP = -m pip install -q --disable-pip-version-check --no-deps
+
+.PHONY: peers
+peers: $(PEERS_DIR)/fedlab13/.installed $(PEERS_DIR)/pfl/.installed
+
+$(PEERS_DIR)/%/.installed: bench/peers/%.txt
+	rm -rf $(PEERS_DIR)/$*
+	python3 -m venv $(PEERS_DIR)/$*
+	$(PEERS_DIR)/$*/bin/python $(PEER_PIP) -r $<
+	$(PEERS_DIR)/$*/bin/python -W ignore bench/peers/$*_round.py overhead-small --warmup 1 --rounds 1 >/dev/null
+	touch $@
