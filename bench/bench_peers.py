@@ -140,11 +140,18 @@ def _local(
             out.append(time.perf_counter() - t0)
         return out
 
+    def mode() -> str | None:  # fastfl's auto choice (bench_round's extra_info "auto_choice")
+        chooser = getattr(getattr(round_, "trainer", None), "_mode", None)
+        if chooser is None:
+            return None
+        return "serial" if chooser.choice is None else f"vmap-{chooser.choice}"
+
     def loss() -> float:
         x, y = data.tensors
         with torch.no_grad():
             return float(torch.nn.functional.cross_entropy(state["model"](x[:2000]), y[:2000]))
 
+    run.mode = mode  # type: ignore[attr-defined]
     return run, loss
 
 
@@ -171,6 +178,7 @@ def measure(case: str, repeats: int, warmup: int = bench_round.WARMUP) -> dict:
                 turn[name] = statistics.fmean(secs)
             turns.append(turn)
         loss = {name: f() for name, f in losses.items()}
+        modes = {name: runners[name].mode() for name in LOCAL if runners[name].mode() is not None}
         for p in peers:
             loss[p.name] = p.loss["peer"]
             if "floor" in p.loss:
@@ -180,7 +188,7 @@ def measure(case: str, repeats: int, warmup: int = bench_round.WARMUP) -> dict:
         for p in peers:
             p.close()
     return {"case": case, "clients_per_round": _workload.CASES[case][1], "times": times, "turns": turns,
-            "loss": loss, "versions": versions}  # fmt: skip
+            "loss": loss, "versions": versions, "modes": modes}  # fmt: skip
 
 
 def ratios(result: dict, base: str = "fastfl") -> dict[str, dict[str, float]]:
@@ -274,7 +282,9 @@ def bench_peers_round(benchmark, case):
         measure, args=(case,), kwargs={"repeats": 2 if small else 7, "warmup": 1 if small else 5}, rounds=1
     )
     benchmark.group = f"peers-{case}"
-    benchmark.extra_info.update(ratios=ratios(result), versions=result["versions"], loss=result["loss"])
+    benchmark.extra_info.update(
+        ratios=ratios(result), versions=result["versions"], loss=result["loss"], modes=result["modes"]
+    )
     if not small:
         benchmark.extra_info["verdict"] = verdict(result)
     _check(result)
@@ -303,7 +313,7 @@ def main() -> None:
         print(
             f"\n{time.strftime('%H:%M', time.gmtime(t0))} UTC, load {load0:.2f} -> {os.getloadavg()[0]:.2f}"
         )
-        print(f"versions: {json.dumps(result['versions'])}\n")
+        print(f"versions: {json.dumps(result['versions'])}; fastfl's auto mode chose {result['modes']}\n")
         print(table(result))
         print(f"\n{verdict(result)}")
     if args.json:
