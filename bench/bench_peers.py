@@ -295,27 +295,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cases", nargs="+", default=["gemm", "overhead"], choices=sorted(TURN))
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
     if not installed_peers():
         sys.exit("no peer venv in .peers/: run `make peers` first")
-    cpu = platform.processor() or "?"
     with open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    print(f"CPU {cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+        cpu = next(
+            (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine()
+        )
+    report = [f"CPU {cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"]
     results = []
-    for case in args.cases:
-        load0 = os.getloadavg()[0]
-        t0 = time.time()
+    for case in args.cases:  # FedLab 1.2.1 and fastfl log every round: the report comes at the end
+        load0, t0 = os.getloadavg()[0], time.time()
         result = measure(case, args.repeats)
         _check(result)
         result["load"] = [load0, os.getloadavg()[0]]
         results.append(result)
-        print(
-            f"\n{time.strftime('%H:%M', time.gmtime(t0))} UTC, load {load0:.2f} -> {os.getloadavg()[0]:.2f}"
-        )
-        print(f"versions: {json.dumps(result['versions'])}; fastfl's auto mode chose {result['modes']}\n")
-        print(table(result))
-        print(f"\n{verdict(result)}")
+        report += [
+            f"\n{time.strftime('%H:%M', time.gmtime(t0))} UTC, load {load0:.2f} -> {os.getloadavg()[0]:.2f}",
+            f"versions: {json.dumps(result['versions'])}; fastfl's auto mode chose {result['modes']}\n",
+            table(result),
+            f"\n{verdict(result)}",
+        ]
+    print("\n".join(["", *report]))
+    if args.report:
+        args.report.write_text("\n".join(report) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
