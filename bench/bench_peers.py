@@ -1,6 +1,6 @@
 """Issue 12 target 7: fastfl's default simulation round against the real peers, interleaved.
 
-In one run, round after round (the order rotated each turn so no case always runs first):
+In one run, turn after turn (a new random order each turn, each case after a 20 ms pause):
 fastfl's default (the FedLab-API path of `bench/bench_round.py`: `SubsetSerialTrainer` with its
 default `batch_clients="auto"` + `SyncParameterServerHandler`), FedLab 1.2.1's loop and the
 plain-torch floor in this process, and each peer installed by `make peers` in its own venv
@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import random
 import select
 import statistics
 import subprocess
@@ -52,6 +53,9 @@ LOCAL = {  # name -> bench_round's builder of a one-round function
 TURN = {"gemm": 1, "gemm-small": 1, "overhead": 3, "overhead-small": 1}  # rounds per case per turn
 STARTUP_S = 600.0  # a peer's import, data and warm-up rounds (a loaded machine is slow)
 REPLY_S = 600.0  # one turn of a peer's rounds
+# Pause before each case's turn: torch's OpenMP workers (ours or a peer's) spin for a few ms after
+# each parallel op, and the case timed next would share its cores with them (as bench/headline.py).
+SETTLE_S = 0.02
 
 
 class PeerError(RuntimeError):
@@ -172,7 +176,10 @@ def measure(case: str, repeats: int, warmup: int = bench_round.WARMUP) -> dict:
         turns: list[dict[str, float]] = []  # each turn's mean round time per implementation
         for r in range(repeats):
             turn = {}
-            for name in names[r % len(names) :] + names[: r % len(names)]:
+            order = list(names)
+            random.Random(r).shuffle(order)  # a new order each turn: no case always follows another
+            for name in order:
+                time.sleep(SETTLE_S)  # let the previous case's spinning OpenMP workers go idle
                 secs = runners[name](TURN[case])
                 times[name] += secs
                 turn[name] = statistics.fmean(secs)
