@@ -88,7 +88,11 @@ class Peer:
             env=env,
             cwd=ROOT,
         )
-        self.head = self._reply(STARTUP_S)
+        try:
+            self.head = self._reply(STARTUP_S)
+        except PeerError:
+            self.close()
+            raise
         self.torch = self.head["versions"]["torch"]
         self.loss: dict[str, float] = {}
 
@@ -99,8 +103,14 @@ class Peer:
         if not line:
             self.log.seek(0)
             tail = self.log.read()[-2000:]
-            why = "no reply" if not ready else f"exited with {self.proc.poll()}"
-            raise PeerError(f"peer {self.name}: {why} within {timeout:.0f} s; its stderr ends:\n{tail}")
+            if ready:  # end of file: the process is exiting
+                try:
+                    why = f"exited with code {self.proc.wait(5)}"
+                except subprocess.TimeoutExpired:
+                    why = "closed its output"
+            else:
+                why = f"no reply within {timeout:.0f} s"
+            raise PeerError(f"peer {self.name}: {why}; its stderr ends:\n{tail}")
         try:
             return json.loads(line)
         except json.JSONDecodeError as e:
@@ -161,8 +171,10 @@ def _local(
 
 def measure(case: str, repeats: int, warmup: int = bench_round.WARMUP) -> dict:
     """Interleaved rounds of every case; per-round seconds per implementation, versions, losses."""
-    peers = [Peer(name, py, case, warmup) for name, py in installed_peers().items()]
+    peers: list[Peer] = []
     try:
+        for name, py in installed_peers().items():
+            peers.append(Peer(name, py, case, warmup))
         runners: dict[str, Callable[[int], list[float]]] = {}
         losses: dict[str, Callable[[], float]] = {}
         for name, build in LOCAL.items():
