@@ -303,10 +303,10 @@ def bench_peers_round(benchmark, case):
     if not installed_peers():
         pytest.skip("no peer venv in .peers/ (build them with `make peers`)")
     small = case.endswith("small")
+    benchmark.group = f"peers-{case}"
     result = benchmark.pedantic(
         measure, args=(case,), kwargs={"repeats": 2 if small else 7, "warmup": 1 if small else 5}, rounds=1
     )
-    benchmark.group = f"peers-{case}"
     benchmark.extra_info.update(
         ratios=ratios(result), versions=result["versions"], loss=result["loss"], modes=result["modes"]
     )
