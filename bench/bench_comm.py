@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import socket
 import statistics
 import time
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 from conftest import client_updates, tensor_set
+from torch import nn
 
+from fastfl.core.client.serial_trainer import SerialTrainer
 from fastfl.core.communicator import Package, reader
+from fastfl.core.communicator.buffers import BodyBuffers, HostBlock
 from fastfl.core.network import DistNetwork
 from fastfl.utils import MessageCode
 
@@ -282,3 +288,76 @@ def bench_loopback_ratio(benchmark, peer, n):
     info["ratio_median"] = info["fastfl_median_us"] / info["raw_median_us"]
     benchmark.extra_info.update(info)
     print(f"\nloopback {n:.0e} floats: " + ", ".join(f"{k} {v:.3g}" for k, v in info.items()))
+
+
+# ---- fresh vs warm buffers: receive bodies and serial-trainer rows ----------------------------------
+
+FRESH_ROUNDS = 20
+
+
+def _fresh_buffer_cases(n: int) -> dict[str, Callable[[], object]]:
+    """Each case writes n bytes (float32 values) into a buffer; 'fresh' ones need a new buffer
+    each time (the caller keeps the last two, as a server keeps uplinks or user code keeps
+    `param_list`), 'reused' ones get the last one back."""
+    src = torch.ones(n // 4)
+    warm = torch.empty(n // 4).copy_(src)
+    bodies = BodyBuffers()
+    trainer = _RowTrainer(nn.Linear(1, 1), client_num=2)
+    held: list[object] = []
+
+    def keep(t: object) -> object:
+        held.append(t)
+        del held[:-2]
+        return t
+
+    def body(hold: bool) -> Callable[[], object]:
+        def receive() -> object:
+            block = bodies.take(n)
+            block.whole[:n].view(torch.float32).copy_(src)  # what the transfer writes
+            got = block.tensor(n)
+            return keep(got) if hold else got
+
+        return receive
+
+    def rows(hold: bool) -> Callable[[], object]:
+        def fill() -> object:
+            out = trainer._row_buffer(2, n // 8)  # 2 float32 rows, n bytes in all
+            out.view(-1).copy_(src)
+            return keep(out) if hold else out
+
+        return fill
+
+    def fresh_numpy() -> object:
+        return torch.from_numpy(np.empty(n, np.uint8)).view(torch.float32).copy_(src)
+
+    return {
+        "write into a warm buffer": lambda: warm.copy_(src),
+        "receive body, caller holds the last 2 (fresh)": body(True),
+        "receive body, caller drops it (reused)": body(False),
+        "HostBlock fresh + write": lambda: HostBlock(n).whole.view(torch.float32).copy_(src),
+        "np.empty fresh + write (HostBlock before)": fresh_numpy,
+        "trainer rows, caller holds the last 2 rounds (fresh)": rows(True),
+        "trainer rows, caller drops them (reused)": rows(False),
+    }
+
+
+class _RowTrainer(SerialTrainer):
+    """A SerialTrainer used only for its row buffers."""
+
+
+@pytest.mark.parametrize("n", [47 << 20], ids=["47MB"])
+def bench_fresh_buffers(benchmark, n):
+    """Fresh receive bodies and trainer rows against a write into a warm buffer, interleaved."""
+    from headline import measure as interleave
+
+    cases = _fresh_buffer_cases(n)
+    lines: list[str] = []
+    benchmark.group = f"fresh buffers {n >> 20} MiB"
+    benchmark.pedantic(
+        lambda: lines.extend(interleave(cases, "write into a warm buffer", {}, FRESH_ROUNDS)),
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info["table"] = lines
+    print(f"\nfresh buffers, {n} bytes, {FRESH_ROUNDS} interleaved rounds, load {os.getloadavg()[0]:.1f}")
+    print("\n".join(lines))
