@@ -524,7 +524,10 @@ public:
             if (!state_matches_ptr(src, v.data)) throw std::invalid_argument("an alias does not view its source");
             expect_.push_back({src.ptr(), src.attr(n.dtype), src.attr(n.shape)});
             views_.push_back(v);
-            if (fastfl::is_floating(v.dtype) && floats_ == i) ++floats_;
+            if (fastfl::is_floating(v.dtype)) {
+                if (floats_ == i) ++floats_;
+                ++all_floats_;
+            }
             numel_ += v.count;
         }
     }
@@ -563,8 +566,10 @@ public:
     }
 
     // Write flat into the tensors (mode 0 copy, +1 add, -1 sub; add/sub skip the integer tail).
+    // False, writing nothing, when the model changed, or for add/sub when an integer tensor comes
+    // before a floating one (an integer parameter: then there is no single floating prefix).
     bool unflatten(const py::handle& root, const py::handle& flat, int flat_code, int mode, int threads) const {
-        if (!valid(root)) return false;
+        if ((mode != 0 && floats_ != all_floats_) || !valid(root)) return false;
         const fastfl::View f = in(view_of(flat, flat_code, "flat"));
         if (f.count != numel_) throw std::invalid_argument("flat does not hold the layout's element count");
         std::vector<fastfl::View> pieces;
@@ -638,7 +643,8 @@ private:
     std::vector<PyObject*> stream_;  // borrowed: each non-null entry is one of sources_
     std::vector<Expect> expect_;
     std::vector<fastfl::MutView> views_;
-    std::size_t floats_ = 0;  // how many leading tensors are floating
+    std::size_t floats_ = 0;      // how many leading tensors are floating
+    std::size_t all_floats_ = 0;  // how many tensors are floating
     std::size_t numel_ = 0;
 };
 

@@ -180,7 +180,8 @@ class FlatPlan:
     def unflatten(self, root: object, flat: Tensor, flat_code: int, mode: int, threads: int) -> bool:
         """If valid(root), write flat into the tensors and return True; else write nothing, return False.
 
-        mode: 0 copy, 1 add, -1 sub (add and sub skip the integer tail).
+        mode: 0 copy, 1 add, -1 sub (add and sub skip the integer tail; they return False, writing
+        nothing, when an integer tensor comes before a floating one).
         """
     def flatten(self, root: object, out: Tensor, out_code: int, threads: int) -> bool:
         """If valid(root): copy the tensors into out, casting to its dtype, and return True; else False."""

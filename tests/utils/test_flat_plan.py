@@ -6,6 +6,7 @@ changing the model in one of the ways a cached layout could go stale.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 
@@ -222,6 +223,21 @@ def test_other_backends_do_not_use_the_plan(monkeypatch):
     with ops.using("torch"):
         ST.deserialize_model(model, torch.ones(layout_of(model).numel), mode="add")
     assert calls == ["torch"]  # the torch backend's kernel did the work, not the compiled plan
+
+
+def test_an_integer_parameter_before_floating_ones_is_handled_as_before():
+    """add/sub then take the checked path, which the plan declines; copy still uses the plan."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    model[0].count = nn.Parameter(torch.arange(3), requires_grad=False)
+    n = ST.serialize_model(model).numel()
+    with ops.using("torch"):
+        want = copy.deepcopy(model)
+        ST.deserialize_model(want, torch.full((n,), 2.0), mode="add")
+    ST.deserialize_model(model, torch.full((n,), 2.0), mode="add")
+    for got, ref in zip(model.parameters(), want.parameters(), strict=True):
+        assert torch.equal(got, ref)
+    ST.deserialize_model(model, torch.arange(float(n)))
+    assert torch.equal(ST.serialize_model(model), torch.arange(float(n)))
 
 
 def test_errors_are_unchanged_with_a_cached_plan():
