@@ -1,8 +1,8 @@
 """Issue 12's headline ratios, measured interleaved: every round times each case once, in turn.
 
 On a shared machine the load drifts over seconds; timing the cases of one comparison in turn,
-round after round (starting each round at the next case), and taking per-round ratios keeps a
-drift from landing on one side only. Prints
+round after round (in a new random order each round, each after a short pause), and taking
+per-round ratios keeps a drift, or the previous case's leftovers, from landing on one side only. Prints
 a Markdown table: best and median time of each case, and the median of the per-round ratios.
 
     FASTFL_REQUIRE_NATIVE=1 PYTHONPATH=. .venv/bin/python bench/headline.py [rounds]
@@ -11,6 +11,7 @@ a Markdown table: best and median time of each case, and the median of the per-r
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import sys
 import time
@@ -27,6 +28,11 @@ from fastfl import ops
 from fastfl.utils import Aggregators, SerializationTool
 
 Case = Callable[[], object]
+
+# Pause before each timed case. torch's OpenMP workers spin for a few milliseconds after every
+# parallel op (libgomp's default wait policy); without the pause, whatever runs next shares its
+# cores with them, and the case timed after `sum` or the `add_` loop looked up to 1.5x slower.
+SETTLE_S = 0.02
 
 
 def _fedavg_cases() -> dict[str, Case]:
@@ -80,10 +86,12 @@ def measure(cases: dict[str, Case], base: str, sparse: dict[str, int], rounds: i
     for r in range(rounds):
         this: dict[str, float] = {}
         names = list(cases)
-        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no position bias
+        random.Random(r).shuffle(names)  # a new order each round: no case always follows another
+        for name in names:
             fn = cases[name]
             if r % sparse.get(name, 1):
                 continue
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             fn()
             this[name] = time.perf_counter() - start

@@ -152,8 +152,9 @@ int qsgd_bits(std::uint32_t s) {
 
 template <class T>
 double sum_squares(const T* x, std::size_t n, int threads) {
-    std::mutex lock;
-    double total = 0.0;
+    // One partial per chunk, added in chunk order: the same bits whichever thread ran which chunk.
+    const std::size_t step = chunk_size(n, threads);
+    std::vector<double> parts(n == 0 ? 0 : (n + step - 1) / step, 0.0);
     parallel_for(n, threads, [&](std::size_t lo, std::size_t hi) {
         double acc[4] = {0.0, 0.0, 0.0, 0.0};
         std::size_t i = lo;
@@ -164,10 +165,10 @@ double sum_squares(const T* x, std::size_t n, int threads) {
             }
         }
         for (; i < hi; ++i) acc[0] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-        const double part = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        std::lock_guard<std::mutex> g(lock);
-        total += part;
+        parts[lo / step] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     });
+    double total = 0.0;
+    for (const double p : parts) total += p;
     return total;
 }
 

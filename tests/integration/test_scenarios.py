@@ -51,7 +51,8 @@ def test_asynchronous_two_active_clients(tmp_path):
     assert rows[-1]["accuracy"] >= 0.7
 
 
-def test_hierarchical_two_schedulers(tmp_path):
-    rows, _ = _run("hierarchical.py", tmp_path, "--rounds", "2")
+def test_hierarchical_two_schedulers_weighted_by_sample_counts(tmp_path):
+    # Weighted FedAvg needs each upload's sample count: the connectors must pass it on.
+    rows, _ = _run("hierarchical.py", tmp_path, "--rounds", "2", "--weighted")
     assert all(r["clients"] == 22 for r in rows)
     assert rows[-1]["accuracy"] >= 0.6

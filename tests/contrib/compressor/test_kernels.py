@@ -42,6 +42,15 @@ def _reference():
     return ops.using("torch")
 
 
+def test_sum_squares_gives_the_same_bits_on_every_call_with_threads(backend, monkeypatch):
+    # Threads take chunks in any order; the partials must still be added in one fixed order.
+    monkeypatch.setenv("FASTFL_NUM_THREADS", "3")
+    x = torch.randn(3_000_001, generator=torch.Generator().manual_seed(3))
+    first = kc.sum_squares(x)
+    assert all(kc.sum_squares(x) == first for _ in range(20))
+    assert first == pytest.approx(float((x.double() ** 2).sum()), rel=1e-12, abs=0.0)
+
+
 @KERNEL_SETTINGS
 @given(
     n=sizes,

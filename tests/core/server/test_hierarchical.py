@@ -14,18 +14,20 @@ from fastfl.utils.message_code import MessageCode
 class FakeNetwork:
     def __init__(self, rank=0, world_size=3, inbox=()):
         self.rank, self.world_size = rank, world_size
-        self.sent = []
+        self.sent, self.metas = [], []
         self.inbox = list(inbox)
         self.farewells = set()
 
-    def send(self, content=None, message_code=None, dst=0):
+    def send(self, content=None, message_code=None, dst=0, *, meta=None):
         self.sent.append((dst, message_code, content))
+        self.metas.append(meta)
 
     def recv(self, src=None):
-        return self.inbox.pop(0)
+        return self.inbox.pop(0)[:3]
 
     def recv_message(self, src=None):
-        return Message(*self.recv(src), {})
+        message = self.inbox.pop(0)
+        return Message(*message[:3], message[3] if len(message) > 3 else {})
 
     def watch_peers(self, on_lost, ranks=None):
         return 0
@@ -89,3 +91,24 @@ def test_server_connector_sends_feedback_only_after_lower_group_and_only_if_last
         codes = [m[1] for m in net.sent]
         assert codes[0] == MessageCode.ParameterUpdate
         assert (codes[1:] == [MessageCode.Exit]) is expect_feedback
+
+
+def test_package_metadata_travels_up_and_down_through_both_connectors():
+    # Sample counts (and a compressed uplink's delta flag) must reach the top server unchanged,
+    # or weighted FedAvg across schedulers has no counts.
+    counts = {"num_samples": 37, "uplink_delta": 1}
+    lower = FakeNetwork(
+        inbox=[(1, MessageCode.ParameterUpdate, [torch.ones(4)], counts), (2, MessageCode.Exit, None)]
+    )
+    down, up = queue.Queue(), queue.Queue()
+    client_side = _connector(lower, up, down, {1: 1, 2: 1})
+    down.put((0, MessageCode.Exit, [torch.tensor([0.0, 1.0]), torch.zeros(4)], {"round": 3}))
+    client_side.main_loop()
+    assert lower.metas == [{"round": 3}, {"round": 3}]  # the downlink's metadata, to each rank
+
+    upper = FakeNetwork(rank=2, world_size=3, inbox=[(0, MessageCode.Exit, [torch.tensor([0.0])])])
+    server_side = ServerConnector(upper, write_queue=queue.Queue(), read_queue=up)
+    server_side.main_loop()
+    assert upper.sent[0][1] == MessageCode.ParameterUpdate
+    assert upper.metas[0] == counts
+    assert upper.metas[1] is None  # the exit feedback carries none

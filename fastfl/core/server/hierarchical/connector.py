@@ -1,6 +1,8 @@
 """Connectors of a hierarchical Scheduler: one process faces the top server, one its lower clients.
 
-Two queues join them: MQ0 carries traffic up (lower clients -> top server), MQ1 traffic down.
+Two queues join them: MQ0 carries traffic up (lower clients -> top server), MQ1 traffic down,
+as `(sender, message_code, content, meta)`: a package's metadata (sample counts, a compressed
+uplink's delta flag) travels on with it, so weighted FedAvg works across schedulers.
 Parameters pass through unchanged: the client id list travels as floats of the parameters' dtype
 and fastfl packages keep every tensor's dtype (FedLab 1.2.1 cast the parameters to int32, B5).
 Shutdown needs no kill and no sleep: Exit flows down, the lower group's exit feedback flows back
@@ -77,6 +79,13 @@ class Connector(NetworkManager):
         """FedLab 1.2.1's (misspelt) name of `process_message_queue`."""
         self.process_message_queue()
 
+    def _send(self, content: Any, code: MessageCode, dst: int, meta: Any) -> None:
+        """Send with the package metadata when there is any (a FedLab-style network has no `meta`)."""
+        if meta:
+            self._network.send(content, code, dst, meta=meta)
+        else:
+            self._network.send(content, code, dst)
+
     def _forwarder(self) -> threading.Thread:
         thread = threading.Thread(
             target=self.process_message_queue, name=f"{type(self).__name__}-queue", daemon=True
@@ -107,7 +116,7 @@ class ServerConnector(Connector):
         thread = self._forwarder()
         while True:
             try:
-                sender, code, payload = self._network.recv(src=0)
+                sender, code, payload, meta = self._network.recv_message(src=0)
             except PeerLostError:
                 self._logger.error(
                     "server connector: lost the top server (upper rank 0); stopping the lower group"
@@ -115,7 +124,7 @@ class ServerConnector(Connector):
                 self.mq_write.put((0, MessageCode.Exit, None))
                 thread.join(EXIT_TIMEOUT)
                 raise
-            self.mq_write.put((sender, code, payload))
+            self.mq_write.put((sender, code, payload, meta))
             if code == MessageCode.Exit:
                 thread.join(EXIT_TIMEOUT)
                 if thread.is_alive():
@@ -130,11 +139,12 @@ class ServerConnector(Connector):
     def process_message_queue(self) -> None:
         """Send the lower clients' uploads to the top server until the lower group has exited."""
         while True:
-            _, code, payload = self.mq_read.get()
+            item = self.mq_read.get()
+            code, payload, meta = item[1], item[2], _meta_of(item)
             if code == MessageCode.Exit:
                 return
             try:
-                self._network.send(payload, code, 0)
+                self._send(payload, code, 0, meta)
             except CommunicationError as err:  # the top server is gone: main_loop reports it
                 self._logger.error(f"server connector: could not forward an upload: {err}")
 
@@ -185,7 +195,7 @@ class ClientConnector(Connector):
             sender, code, payload = message[:3]
             if code == MessageCode.Exit:
                 break
-            self.mq_write.put((sender, code, payload))
+            self.mq_write.put((sender, code, payload, _meta_of(message)))
         else:
             self._logger.error(
                 f"client connector: no exit feedback from lower rank {last} within {EXIT_TIMEOUT:g} s"
@@ -196,7 +206,8 @@ class ClientConnector(Connector):
     def process_message_queue(self) -> None:
         """Map the top server's group-level ids to lower ranks and send each its share."""
         while True:
-            _, code, payload = self.mq_read.get()
+            item = self.mq_read.get()
+            code, payload, meta = item[1], item[2], _meta_of(item)
             if payload is None:  # the top server was lost: every lower rank is told to exit
                 ids, rest = list(range(self.group_client_num)), []
             else:
@@ -205,17 +216,22 @@ class ClientConnector(Connector):
             dtype = rest[0].dtype if rest and rest[0].is_floating_point() else torch.float32
             for rank, local_ids in self.coordinator.map_id_list(ids).items():
                 if rank not in self.dead:
-                    self._send(rank, [torch.tensor(local_ids, dtype=dtype), *rest], code)
+                    self._send_down(rank, [torch.tensor(local_ids, dtype=dtype), *rest], code, meta)
             if code == MessageCode.Exit:
                 self._told_exit.set()
                 return
 
-    def _send(self, rank: int, content: list, code: MessageCode) -> None:
+    def _send_down(self, rank: int, content: list, code: MessageCode, meta: Any) -> None:
         try:
-            self._network.send(content, code, rank)
+            self._send(content, code, rank, meta)
         except PeerLostError as err:
             self.dead.add(rank)
             self._logger.error(f"client connector: lower rank {rank} is gone: {err}")
+
+
+def _meta_of(item: Any) -> dict:
+    """The metadata of a queued message or a received `Message` (none in a 3-tuple)."""
+    return dict(item[3]) if len(item) > 3 and item[3] else {}
 
 
 def _die_with_parent() -> None:
