@@ -348,8 +348,17 @@ def _fresh_buffer_cases(n: int) -> dict[str, Callable[[], object]]:
     def fresh_numpy() -> object:
         return torch.from_numpy(np.empty(n, np.uint8)).view(torch.float32).copy_(src)
 
+    def package(hold: bool) -> Callable[[], object]:
+        def pack() -> object:
+            p = Package(MessageCode.ParameterUpdate, src)  # packs src into the package's buffer
+            return keep(p) if hold else p
+
+        return pack
+
     return {
         "write into a warm buffer": lambda: warm.copy_(src),
+        "new Package (pack), caller holds the last 2 (fresh)": package(True),
+        "new Package (pack), caller drops it (pooled)": package(False),
         "receive body, caller holds the last 2 (fresh)": body(True),
         "receive body, caller drops it (reused)": body(False),
         "HostBlock fresh + write": lambda: HostBlock(n).whole.view(torch.float32).copy_(src),
