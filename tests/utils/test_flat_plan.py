@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -276,3 +277,19 @@ def test_any_sequence_of_changes_is_never_served_stale(steps, include_buffers):
     for k, (change, i) in enumerate(steps):
         change(model, i)
         check_both_directions(model, include_buffers, k + 1)
+
+
+def test_threads_using_plans_at_once_get_their_own_results():
+    models = [nn.Sequential(nn.Linear(300, 400), nn.Linear(400, 10)) for _ in range(4)]  # GIL released
+
+    def work(k: int) -> bool:
+        model = models[k]
+        ok = True
+        for r in range(20):
+            vec = torch.full((ST.serialize_model(model).numel(),), float(k * 100 + r))
+            ST.deserialize_model(model, vec)
+            ok &= torch.equal(ST.serialize_model(model), vec)
+        return ok
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(4)))
