@@ -174,10 +174,10 @@ class FusedSGD:
         with torch.no_grad():
             for epoch in range(epochs):
                 idx = torch.stack([orders[c][epoch] for c in range(clients)])
-                xs, ys = rows[idx], labels[idx]
                 for start in range(0, idx.shape[1], batch_size):
-                    end = start + batch_size
-                    loss_sum += self._step(params, xs[:, start:end], ys[:, start:end], lr)
+                    # Gathered per batch, not per epoch: the batch is still in cache for the GEMMs.
+                    part = idx[:, start : start + batch_size]
+                    loss_sum += self._step(params, rows[part], labels[part], lr)
                     steps += 1
         return loss_sum / steps if steps else torch.full((clients,), float("nan"))
 
