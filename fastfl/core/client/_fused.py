@@ -141,14 +141,14 @@ class FusedSGD:
         grad = logp.exp_().scatter_add_(2, target, torch.full_like(target, -1, dtype=logp.dtype))
         grad.mul_(1.0 / x.shape[1])
         if self.layers[-1].relu:
-            grad.mul_(logits > 0)
+            grad = torch.ops.aten.threshold_backward(grad, logits, 0.0)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, h = self.layers[i], acts[i]
             w = p[layer.weight]
             # The input gradient uses W before its update, so it comes first.
             back = torch.bmm(grad, w) if i > 0 else None
-            if back is not None and self.layers[i - 1].relu:
-                back.mul_(h > 0)  # ReLU's gradient, from its output (h is post-ReLU)
+            if back is not None and self.layers[i - 1].relu:  # ReLU's backward, as autograd's
+                back = torch.ops.aten.threshold_backward(back, h, 0.0)
             w.baddbmm_(grad.mT, h, alpha=-lr)
             if layer.bias is not None:
                 p[layer.bias].sub_(grad.sum(1), alpha=lr)
@@ -177,7 +177,8 @@ class FusedSGD:
                 for start in range(0, idx.shape[1], batch_size):
                     # Gathered per batch, not per epoch: the batch is still in cache for the GEMMs.
                     part = idx[:, start : start + batch_size]
-                    loss_sum += self._step(params, rows[part], labels[part], lr)
+                    x = rows.index_select(0, part.reshape(-1)).view(*part.shape, -1)
+                    loss_sum += self._step(params, x, labels[part], lr)
                     steps += 1
         return loss_sum / steps if steps else torch.full((clients,), float("nan"))
 
