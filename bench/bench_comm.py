@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import socket
 import statistics
 import time
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 from conftest import client_updates, tensor_set
+from torch import nn
 
+from fastfl.core.client.serial_trainer import SerialTrainer
 from fastfl.core.communicator import Package, reader
+from fastfl.core.communicator.buffers import BodyBuffers, HostBlock
 from fastfl.core.network import DistNetwork
 from fastfl.utils import MessageCode
 
@@ -40,6 +46,7 @@ UPLINKS = [("cnn", 10), pytest.param("cnn", 50, marks=pytest.mark.slow), ("mlp",
 LOOP_IMPLS = ["raw", "raw-alloc", "fastfl", "fastfl-pack", "fedlab"]
 MODES = {name: i + 1 for i, name in enumerate([*LOOP_IMPLS, "alternate"])}
 PAIRS = {1_000: 3000, 10_000_000: 60}
+WARMUP = 2  # rounds of bench_loopback_ratio not timed (first touch, lazy set-up)
 SIZES = [1_000, 10_000_000]
 
 
@@ -147,17 +154,23 @@ def _echo_fedlab(net, n):
 
 
 def _echo_alternate(net, n):
-    """Answer raw and fastfl round trips in turn (raw first); a NaN raw message ends it."""
+    """Answer raw and fastfl round trips in the order `_alternation` gives, for PAIRS[n] rounds."""
     buf = torch.empty(n)
     reply = Package(MessageCode.ParameterUpdate, torch.zeros(n))
-    while True:
-        dist.recv(buf, 0)
-        if math.isnan(buf[0]):
-            return
-        dist.send(buf, 0)
-        content = net.processor.recv_package(0)[2]
-        del content
-        net.processor.send_package(reply, 0)
+    for r in range(PAIRS[n] + WARMUP):
+        for name in _alternation(r):
+            if name == "raw":
+                dist.recv(buf, 0)
+                dist.send(buf, 0)
+            else:
+                content = net.processor.recv_package(0)[2]
+                del content
+                net.processor.send_package(reply, 0)
+
+
+def _alternation(r: int) -> tuple[str, str]:
+    """Round r's order of the two cases: raw first in even rounds, fastfl first in odd ones."""
+    return ("raw", "fastfl") if r % 2 == 0 else ("fastfl", "raw")
 
 
 _ECHO = {
@@ -246,39 +259,132 @@ def bench_loopback(measure, peer, impl, n):
 
 @pytest.mark.parametrize("n", SIZES, ids=["1e3", "1e7"])
 def bench_loopback_ratio(benchmark, peer, n):
-    """Raw and fastfl round trips alternated in one loop: the ratio under one load."""
+    """Raw and fastfl round trips in turn (the order alternating each round): the ratio under one load.
+
+    Reports each side's best and median and the median of the per-round ratios fastfl / raw (the
+    throughput ratio raw / fastfl is its inverse).
+    """
     dist.send(torch.tensor([MODES["alternate"], n]), 1)
     payload, back = torch.zeros(n), torch.empty(n)
     package = Package(MessageCode.ParameterUpdate, payload)
     times: dict[str, list[float]] = {"raw": [], "fastfl": []}
 
-    def loop() -> None:
-        for _ in range(PAIRS[n]):
-            t0 = time.perf_counter()
-            dist.send(payload, 1)
-            dist.recv(back, 1)
-            t1 = time.perf_counter()
-            peer.processor.send_package(package, 1)
-            got = peer.processor.recv_package(1)[2][0]
-            t2 = time.perf_counter()
-            assert got.shape == (n,)
-            del got
-            times["raw"].append(t1 - t0)
-            times["fastfl"].append(t2 - t1)
+    def raw() -> None:
+        dist.send(payload, 1)
+        dist.recv(back, 1)
 
-    try:
-        benchmark.group = f"loopback ratio {n:.0e} floats"
-        benchmark.pedantic(loop, rounds=1, iterations=1)
-    finally:
-        dist.send(torch.full((n,), float("nan")), 1)
-    raw, ours = times["raw"], times["fastfl"]
+    def ours() -> None:
+        peer.processor.send_package(package, 1)
+        got = peer.processor.recv_package(1)[2][0]
+        assert got.shape == (n,)
+
+    cases = {"raw": raw, "fastfl": ours}
+
+    def loop() -> None:
+        for r in range(PAIRS[n] + WARMUP):
+            for name in _alternation(r):
+                t0 = time.perf_counter()
+                cases[name]()
+                if r >= WARMUP:
+                    times[name].append(time.perf_counter() - t0)
+
+    benchmark.group = f"loopback ratio {n:.0e} floats"
+    benchmark.pedantic(loop, rounds=1, iterations=1)
+    raw_t, ours_t = times["raw"], times["fastfl"]
+    ratios = [b / a for a, b in zip(raw_t, ours_t, strict=True)]
     info = {
-        "raw_min_us": min(raw) * 1e6,
-        "raw_median_us": statistics.median(raw) * 1e6,
-        "fastfl_min_us": min(ours) * 1e6,
-        "fastfl_median_us": statistics.median(ours) * 1e6,
+        "raw_min_us": min(raw_t) * 1e6,
+        "raw_median_us": statistics.median(raw_t) * 1e6,
+        "fastfl_min_us": min(ours_t) * 1e6,
+        "fastfl_median_us": statistics.median(ours_t) * 1e6,
+        "ratio_min": min(ours_t) / min(raw_t),
+        "ratio_median_per_round": statistics.median(ratios),
     }
-    info["ratio_min"] = info["fastfl_min_us"] / info["raw_min_us"]
-    info["ratio_median"] = info["fastfl_median_us"] / info["raw_median_us"]
+    info["throughput_vs_raw"] = 1.0 / info["ratio_median_per_round"]
     benchmark.extra_info.update(info)
-    print(f"\nloopback {n:.0e} floats: " + ", ".join(f"{k} {v:.3g}" for k, v in info.items()))
+    print(
+        f"\nloopback {n:.0e} floats, {PAIRS[n]} rounds, load {os.getloadavg()[0]:.1f}: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in info.items())
+    )
+
+
+# ---- fresh vs warm buffers: receive bodies and serial-trainer rows ----------------------------------
+
+FRESH_ROUNDS = 20
+
+
+def _fresh_buffer_cases(n: int) -> dict[str, Callable[[], object]]:
+    """Each case writes n bytes (float32 values) into a buffer; 'fresh' ones need a new buffer
+    each time (the caller keeps the last two, as a server keeps uplinks or user code keeps
+    `param_list`), 'reused' ones get the last one back."""
+    src = torch.ones(n // 4)
+    warm = torch.empty(n // 4).copy_(src)
+    bodies = BodyBuffers()
+    trainer = _RowTrainer(nn.Linear(1, 1), client_num=2)
+    held: list[object] = []
+
+    def keep(t: object) -> object:
+        held.append(t)
+        del held[:-2]
+        return t
+
+    def body(hold: bool) -> Callable[[], object]:
+        def receive() -> object:
+            block = bodies.take(n)
+            block.whole[:n].view(torch.float32).copy_(src)  # what the transfer writes
+            got = block.tensor(n)
+            return keep(got) if hold else got
+
+        return receive
+
+    def rows(hold: bool) -> Callable[[], object]:
+        def fill() -> object:
+            out = trainer._row_buffer(2, n // 8)  # 2 float32 rows, n bytes in all
+            out.view(-1).copy_(src)
+            return keep(out) if hold else out
+
+        return fill
+
+    def fresh_numpy() -> object:
+        return torch.from_numpy(np.empty(n, np.uint8)).view(torch.float32).copy_(src)
+
+    def package(hold: bool) -> Callable[[], object]:
+        def pack() -> object:
+            p = Package(MessageCode.ParameterUpdate, src)  # packs src into the package's buffer
+            return keep(p) if hold else p
+
+        return pack
+
+    return {
+        "write into a warm buffer": lambda: warm.copy_(src),
+        "new Package (pack), caller holds the last 2 (fresh)": package(True),
+        "new Package (pack), caller drops it (pooled)": package(False),
+        "receive body, caller holds the last 2 (fresh)": body(True),
+        "receive body, caller drops it (reused)": body(False),
+        "HostBlock fresh + write": lambda: HostBlock(n).whole.view(torch.float32).copy_(src),
+        "np.empty fresh + write (HostBlock before)": fresh_numpy,
+        "trainer rows, caller holds the last 2 rounds (fresh)": rows(True),
+        "trainer rows, caller drops them (reused)": rows(False),
+    }
+
+
+class _RowTrainer(SerialTrainer):
+    """A SerialTrainer used only for its row buffers."""
+
+
+@pytest.mark.parametrize("n", [47 << 20], ids=["47MB"])
+def bench_fresh_buffers(benchmark, n):
+    """Fresh receive bodies and trainer rows against a write into a warm buffer, interleaved."""
+    from headline import measure as interleave
+
+    cases = _fresh_buffer_cases(n)
+    lines: list[str] = []
+    benchmark.group = f"fresh buffers {n >> 20} MiB"
+    benchmark.pedantic(
+        lambda: lines.extend(interleave(cases, "write into a warm buffer", {}, FRESH_ROUNDS)),
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info["table"] = lines
+    print(f"\nfresh buffers, {n} bytes, {FRESH_ROUNDS} interleaved rounds, load {os.getloadavg()[0]:.1f}")
+    print("\n".join(lines))

@@ -7,7 +7,9 @@ loop vs torch._foreach_copy_. Each group also times a plain copy and read of the
 
 from __future__ import annotations
 
+import copy
 import functools
+import os
 
 import baselines
 import pytest
@@ -17,7 +19,7 @@ from conftest import client_updates, fastfl_backends, tensor_set
 from torch.nn.utils import parameters_to_vector
 
 from fastfl import ops
-from fastfl.utils import SerializationTool
+from fastfl.utils import SerializationTool, _layout
 
 BACKENDS = fastfl_backends()
 SETS = ["mlp", "cnn", "resnet18"]
@@ -92,3 +94,59 @@ def bench_deserialize(measure, impl, name):
                 p.data.copy_(o)
 
     measure(group, fn, check, 2 * ts.nbytes, n=ts.numel, tensors=len(params))
+
+
+PLAN_ROUNDS = 30
+
+
+def _twin_without_plan(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` whose cached layout has no compiled plan: the checked Python path."""
+    twin = copy.deepcopy(model)
+    real = _layout._plan
+    _layout._plan = lambda *args: None
+    try:
+        SerializationTool.serialize_model(twin)
+    finally:
+        _layout._plan = real
+    return twin
+
+
+@pytest.mark.parametrize("name", ["resnet18"])
+def bench_plan_interleaved(benchmark, name):
+    """deserialize/serialize through the layout's compiled plan, through the checked Python path,
+    and a copy of the same bytes into a warm buffer, timed in turn (bench/headline.py's method)."""
+    from headline import measure as interleave
+
+    ts = tensor_set(name)
+    model, twin = ts.model, _twin_without_plan(ts.model)
+    SerializationTool.serialize_model(model)
+    if _layout.cached_layout(model, False).plan is None:
+        pytest.skip("no compiled plan on this backend")
+    flat = client_updates(name, 1)[0]
+    warm = torch.empty(ts.numel)
+    cases = {
+        "copy of the same bytes": lambda: warm.copy_(flat),
+        "deserialize_model (compiled plan)": lambda: SerializationTool.deserialize_model(model, flat),
+        "deserialize_model (checked Python path)": lambda: SerializationTool.deserialize_model(twin, flat),
+        "serialize_model, fresh (compiled plan)": lambda: SerializationTool.serialize_model(model),
+        "serialize_model, out= (compiled plan)": lambda: SerializationTool.serialize_model(model, out=warm),
+        "serialize_model, out= (checked Python path)": lambda: SerializationTool.serialize_model(
+            twin, out=warm
+        ),
+    }
+    original = [p.detach().clone() for p in ts.params]
+    lines: list[str] = []
+    benchmark.group = f"serialization plan {name}"
+    try:
+        benchmark.pedantic(
+            lambda: lines.extend(interleave(cases, "copy of the same bytes", {}, PLAN_ROUNDS)),
+            rounds=1,
+            iterations=1,
+        )
+        assert torch.equal(torch.cat([p.detach().reshape(-1) for p in model.parameters()]), flat)
+    finally:
+        for p, o in zip(ts.params, original, strict=True):
+            p.data.copy_(o)
+    benchmark.extra_info["table"] = lines
+    print(f"\nserialization plan, {name}, {PLAN_ROUNDS} interleaved rounds, load {os.getloadavg()[0]:.1f}")
+    print("\n".join(lines))

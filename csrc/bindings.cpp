@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "fastfl/aggregate.hpp"
@@ -273,6 +275,7 @@ void define(py::module_& m) {
 
 }  // namespace compress_bind
 void bind_optim(py::module_& m);
+void bind_flat_plan(py::module_& m);
 // ---- Large host buffers (memory.hpp) handed to torch as DLPack capsules: torch owns the tensor,
 // and its deleter gives the pages back to fastfl's pool (never while any view is alive).
 namespace {
@@ -358,6 +361,7 @@ PYBIND11_MODULE(_C, m) {
     m.def("pooled_bytes", &fastfl::pooled_bytes);
     compress_bind::define(m);
     bind_optim(m);
+    bind_flat_plan(m);
 }
 
 // ---- Optimizer kernels of fastfl.ops.optim (float32 buffers; Python validated everything) ----
@@ -413,4 +417,249 @@ void bind_optim(py::module_& m) {
     m.def("optim_server_step", &optim_server_step, py::arg("x"), py::arg("delta"), py::arg("m"), py::arg("v"),
           py::arg("code"), py::arg("kind"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("tau"),
           py::arg("threads"));
+}
+
+// ---- Flat plans (fastfl/utils/_layout.py): a model's layout, re-checked and copied in one call ----
+// A plan remembers which tensors a model held when its layout was built (the objects met walking
+// `_modules`, `_parameters` and the persistent `_buffers` from the root, in torch's order) and each
+// tensor's data pointer, dtype, shape, contiguity and device. Every call walks the model again and
+// compares all of it before a byte moves; on any difference it returns False and Python rebuilds
+// the layout. The plan keeps the tensors (and their detached aliases) alive, never the modules.
+namespace {
+
+struct PlanNames {
+    py::handle modules = Names::intern("_modules"), parameters = Names::intern("_parameters");
+    py::handle buffers = Names::intern("_buffers"), transient = Names::intern("_non_persistent_buffers_set");
+    py::handle data_ptr = Names::intern("data_ptr"), is_contiguous = Names::intern("is_contiguous");
+    py::handle dtype = Names::intern("dtype"), shape = Names::intern("shape"), is_cpu = Names::intern("is_cpu");
+};
+
+const PlanNames& plan_names() {
+    static const PlanNames n;
+    return n;
+}
+
+// attr of obj as a new reference, or an empty object when it is missing (the error is cleared).
+py::object attr_or_empty(PyObject* obj, const py::handle& name) {
+    PyObject* r = PyObject_GetAttr(obj, name.ptr());
+    if (r == nullptr) PyErr_Clear();
+    return py::reinterpret_steal<py::object>(r);
+}
+
+// The modules under root in `named_modules()` order, each once (borrowed: root keeps them alive).
+// False when a module's `_modules` is not a dict (not a torch module tree this walk understands).
+bool modules_of(PyObject* root, std::vector<PyObject*>& order) {
+    const auto& n = plan_names();
+    std::vector<PyObject*> stack{root};
+    std::unordered_set<PyObject*> seen;
+    while (!stack.empty()) {
+        PyObject* m = stack.back();
+        stack.pop_back();
+        if (!seen.insert(m).second) continue;
+        order.push_back(m);
+        py::object children = attr_or_empty(m, n.modules);
+        if (!children || !PyDict_Check(children.ptr())) return false;
+        const std::size_t mark = stack.size();
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(children.ptr(), &pos, &key, &value)) {
+            if (value != Py_None) stack.push_back(value);  // borrowed: the dict lives in the module
+        }
+        std::reverse(stack.begin() + static_cast<std::ptrdiff_t>(mark), stack.end());  // first child on top
+    }
+    return true;
+}
+
+// The walk of a model as a sequence of objects: per module its parameters then nullptr; then,
+// with buffers, per module its persistent buffers then nullptr. False if the tree is not walkable.
+bool stream_of(PyObject* root, bool with_buffers, std::vector<PyObject*>& out) {
+    const auto& n = plan_names();
+    std::vector<PyObject*> modules;
+    if (!modules_of(root, modules)) return false;
+    PyObject *key, *value;
+    for (PyObject* m : modules) {
+        py::object params = attr_or_empty(m, n.parameters);
+        if (!params || !PyDict_Check(params.ptr())) return false;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(params.ptr(), &pos, &key, &value)) {
+            if (value != Py_None) out.push_back(value);
+        }
+        out.push_back(nullptr);
+    }
+    if (!with_buffers) return true;
+    for (PyObject* m : modules) {
+        py::object bufs = attr_or_empty(m, n.buffers);
+        py::object skip = attr_or_empty(m, n.transient);
+        if (!bufs || !PyDict_Check(bufs.ptr()) || !skip || !PyAnySet_Check(skip.ptr())) return false;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(bufs.ptr(), &pos, &key, &value)) {
+            if (value == Py_None) continue;
+            const int transient = PySet_Contains(skip.ptr(), key);
+            if (transient < 0) {
+                PyErr_Clear();
+                return false;
+            }
+            if (!transient) out.push_back(value);
+        }
+        out.push_back(nullptr);
+    }
+    return true;
+}
+
+class FlatPlan {
+public:
+    // sources: the layout's tensors (the module's own objects) in flat order; aliases: their
+    // detached aliases (what gets written); codes: their dtype codes.
+    FlatPlan(const py::handle& root, bool include_buffers, const py::sequence& sources, const py::sequence& aliases,
+             const std::vector<int>& codes)
+        : with_buffers_(include_buffers), sources_(sources), aliases_(aliases) {
+        if (sources.size() != aliases.size() || sources.size() != codes.size()) {
+            throw std::invalid_argument("one alias and one dtype code per source tensor");
+        }
+        if (!stream_of(root.ptr(), with_buffers_, stream_)) throw std::invalid_argument("not a walkable module tree");
+        const auto& n = plan_names();
+        for (std::size_t i = 0; i < codes.size(); ++i) {
+            const fastfl::MutView v = view_of(aliases[i], codes[i], "aliases");
+            const py::handle src = sources[i];
+            if (!state_matches_ptr(src, v.data)) throw std::invalid_argument("an alias does not view its source");
+            expect_.push_back({src.ptr(), src.attr(n.dtype), src.attr(n.shape)});
+            views_.push_back(v);
+            if (fastfl::is_floating(v.dtype)) {
+                if (floats_ == i) ++floats_;
+                ++all_floats_;
+            }
+            numel_ += v.count;
+        }
+    }
+
+    // The distinct objects of the walk, parameters then buffers (Python checks them at build time).
+    py::list walked(const py::handle& root) const {
+        std::vector<PyObject*> stream;
+        if (!stream_of(root.ptr(), with_buffers_, stream)) throw std::invalid_argument("not a walkable module tree");
+        py::list out;
+        std::unordered_set<PyObject*> seen;
+        for (PyObject* o : stream) {
+            if (o != nullptr && seen.insert(o).second) out.append(py::handle(o));
+        }
+        return out;
+    }
+
+    // True when root still holds exactly the tensors of the plan, unchanged in place, size and kind.
+    bool valid(const py::handle& root) const {
+        std::vector<PyObject*> stream;
+        stream.reserve(stream_.size());
+        if (!stream_of(root.ptr(), with_buffers_, stream) || stream != stream_) return false;
+        const auto& n = plan_names();
+        for (std::size_t i = 0; i < expect_.size(); ++i) {
+            const Expect& e = expect_[i];
+            const py::handle t(e.obj);
+            if (!state_matches_ptr(t, views_[i].data)) return false;
+            py::object dtype = attr_or_empty(e.obj, n.dtype);
+            if (!dtype || !dtype.is(e.dtype)) return false;
+            py::object shape = attr_or_empty(e.obj, n.shape);
+            if (!shape) return false;
+            const int same = PyObject_RichCompareBool(shape.ptr(), e.shape.ptr(), Py_EQ);
+            if (same < 0) throw py::error_already_set();
+            if (!same) return false;
+        }
+        return true;
+    }
+
+    // Write flat into the tensors (mode 0 copy, +1 add, -1 sub; add/sub skip the integer tail).
+    // False, writing nothing, when the model changed, or for add/sub when an integer tensor comes
+    // before a floating one (an integer parameter: then there is no single floating prefix).
+    bool unflatten(const py::handle& root, const py::handle& flat, int flat_code, int mode, int threads) const {
+        if ((mode != 0 && floats_ != all_floats_) || !valid(root)) return false;
+        const fastfl::View f = in(view_of(flat, flat_code, "flat"));
+        if (f.count != numel_) throw std::invalid_argument("flat does not hold the layout's element count");
+        std::vector<fastfl::View> pieces;
+        pieces.reserve(views_.size());
+        const std::size_t item = fastfl::size_of(f.dtype);
+        std::size_t off = 0;
+        for (const auto& v : views_) {
+            pieces.push_back({static_cast<const char*>(f.data) + off * item, v.count, f.dtype});
+            off += v.count;
+        }
+        MaybeRelease nogil(numel_);
+        if (mode == 0) {
+            fastfl::cast_many(pieces, views_, threads);
+        } else {
+            pieces.resize(floats_);
+            const std::vector<fastfl::MutView> dsts(views_.begin(), views_.begin() + static_cast<std::ptrdiff_t>(floats_));
+            fastfl::combine_many(pieces, dsts, mode > 0 ? 1.0 : -1.0, threads);
+        }
+        return true;
+    }
+
+    // Copy the tensors into out (a contiguous tensor of the layout's element count), casting.
+    bool flatten(const py::handle& root, const py::handle& out, int out_code, int threads) const {
+        if (!valid(root)) return false;
+        const fastfl::MutView o = view_of(out, out_code, "out");
+        if (o.count != numel_) throw std::invalid_argument("out does not hold the layout's element count");
+        std::vector<fastfl::View> srcs;
+        std::vector<fastfl::MutView> dsts;
+        srcs.reserve(views_.size());
+        dsts.reserve(views_.size());
+        const std::size_t item = fastfl::size_of(o.dtype);
+        std::size_t off = 0;
+        for (const auto& v : views_) {
+            srcs.push_back(in(v));
+            dsts.push_back({static_cast<char*>(o.data) + off * item, v.count, o.dtype});
+            off += v.count;
+        }
+        MaybeRelease nogil(numel_);
+        fastfl::cast_many(srcs, dsts, threads);
+        return true;
+    }
+
+    std::size_t numel() const { return numel_; }
+    std::size_t size() const { return views_.size(); }
+
+private:
+    struct Expect {
+        PyObject* obj;      // borrowed: sources_ holds it
+        py::object dtype;   // torch dtypes are singletons: compared by identity
+        py::object shape;   // a torch.Size
+    };
+
+    // A contiguous CPU tensor whose data starts at `data`.
+    static bool state_matches_ptr(const py::handle& t, const void* data) {
+        const auto& n = plan_names();
+        PyObject* cpu = PyObject_GetAttr(t.ptr(), n.is_cpu.ptr());
+        if (cpu == nullptr) {
+            PyErr_Clear();
+            return false;
+        }
+        const bool on_cpu = cpu == Py_True;
+        Py_DECREF(cpu);
+        if (!on_cpu) return false;
+        py::object contiguous = call(t, n.is_contiguous);
+        if (!contiguous.is(py::handle(Py_True))) return false;
+        return reinterpret_cast<const void*>(call(t, n.data_ptr).cast<std::uintptr_t>()) == data;
+    }
+
+    bool with_buffers_;
+    py::list sources_, aliases_;  // keep every tensor written or compared alive
+    std::vector<PyObject*> stream_;  // borrowed: each non-null entry is one of sources_
+    std::vector<Expect> expect_;
+    std::vector<fastfl::MutView> views_;
+    std::size_t floats_ = 0;      // how many leading tensors are floating
+    std::size_t all_floats_ = 0;  // how many tensors are floating
+    std::size_t numel_ = 0;
+};
+
+}  // namespace
+
+void bind_flat_plan(py::module_& m) {
+    m.attr("FLAT_PLAN_ABI") = 1;  // fastfl/utils/_layout.py uses FlatPlan only at this version
+    py::class_<FlatPlan>(m, "FlatPlan")
+        .def(py::init<const py::handle&, bool, const py::sequence&, const py::sequence&, const std::vector<int>&>(),
+             py::arg("root"), py::arg("include_buffers"), py::arg("sources"), py::arg("aliases"), py::arg("codes"))
+        .def("walked", &FlatPlan::walked, py::arg("root"))
+        .def("valid", &FlatPlan::valid, py::arg("root"))
+        .def("unflatten", &FlatPlan::unflatten, py::arg("root"), py::arg("flat"), py::arg("flat_code"),
+             py::arg("mode"), py::arg("threads"))
+        .def("flatten", &FlatPlan::flatten, py::arg("root"), py::arg("out"), py::arg("out_code"), py::arg("threads"))
+        .def_property_readonly("numel", &FlatPlan::numel)
+        .def("__len__", &FlatPlan::size);
 }

@@ -143,3 +143,45 @@ def optim_server_step(
     threads: int,
 ) -> None:
     """One server optimizer step (momentum, Adam, Yogi or Adagrad, by kind) on the flat global model in place."""
+
+# ---- flat plans (fastfl/utils/_layout.py; used by SerializationTool) ----
+
+FLAT_PLAN_ABI: int
+
+class FlatPlan:
+    """A model's flat layout, re-checked in full and copied in one call.
+
+    Built from the model (the root module), whether persistent buffers are included, the layout's
+    tensors (the model's own objects, in flat order), their detached aliases and their dtype codes.
+    It keeps the tensors alive, never the modules. Raises ValueError when a tensor is not a
+    contiguous CPU tensor of its code or the module tree cannot be walked.
+    """
+
+    def __init__(
+        self,
+        root: object,
+        include_buffers: bool,
+        sources: Sequence[Tensor],
+        aliases: Sequence[Tensor],
+        codes: Sequence[int],
+    ) -> None: ...
+    @property
+    def numel(self) -> int:
+        """The layout's element count."""
+    def __len__(self) -> int: ...
+    def walked(self, root: object) -> list[Tensor]:
+        """The distinct tensors the walk of root meets: parameters, then persistent buffers."""
+    def valid(self, root: object) -> bool:
+        """True when root holds the same tensors, each unchanged since the plan was built.
+
+        Compared: the objects met walking the modules, and each tensor's address, dtype, shape,
+        contiguity and device.
+        """
+    def unflatten(self, root: object, flat: Tensor, flat_code: int, mode: int, threads: int) -> bool:
+        """If valid(root), write flat into the tensors and return True; else write nothing, return False.
+
+        mode: 0 copy, 1 add, -1 sub (add and sub skip the integer tail; they return False, writing
+        nothing, when an integer tensor comes before a floating one).
+        """
+    def flatten(self, root: object, out: Tensor, out_code: int, threads: int) -> bool:
+        """If valid(root): copy the tensors into out, casting to its dtype, and return True; else False."""

@@ -1,5 +1,5 @@
-// parallel_for: short-lived std::threads that take fixed chunks from a shared counter; no pool,
-// no global state, so calls from several Python threads at once are independent.
+// parallel_for: short-lived detached std::threads that take fixed chunks from a shared counter;
+// no pool, no global state, so calls from several Python threads at once are independent.
 //
 // Why chunks rather than one equal share per thread: on 2 vCPUs a core is often busy for a few
 // milliseconds when a kernel starts (torch's OpenMP workers spin after every parallel torch op,
@@ -10,6 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -78,29 +81,41 @@ void parallel_for(std::size_t n, int threads, const std::function<void(std::size
         return;
     }
     const std::size_t workers = std::min<std::size_t>(chunks, static_cast<std::size_t>(std::max(threads, 1)));
-    std::atomic<std::size_t> next{0};
-    const auto work = [&] {
-        for (std::size_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
-             c = next.fetch_add(1, std::memory_order_relaxed)) {
-            fn(c * step, std::min(n, (c + 1) * step));
+    // The caller waits for the chunks to be done, not for the threads to exit: a worker that
+    // starts late (its core busy) finds no chunk left and ends without touching fn, so it never
+    // holds the call up. What it does touch lives in `state`, which it co-owns.
+    struct State {
+        std::atomic<std::size_t> next{0};
+        std::atomic<std::size_t> done{0};
+        std::mutex lock;
+        std::condition_variable finished;
+    };
+    const auto state = std::make_shared<State>();
+    const auto* body = &fn;
+    const auto work = [state, body, step, n, chunks] {
+        for (std::size_t c = state->next.fetch_add(1); c < chunks; c = state->next.fetch_add(1)) {
+            (*body)(c * step, std::min(n, (c + 1) * step));
+            if (state->done.fetch_add(1) + 1 == chunks) {
+                const std::lock_guard<std::mutex> g(state->lock);
+                state->finished.notify_all();
+            }
         }
     };
     const std::vector<int> cpus = worker_cpus();
-    std::vector<std::thread> pool;
-    pool.reserve(workers - 1);
     for (std::size_t t = 1; t < workers; ++t) {
         const int cpu = cpus.empty() ? -1 : cpus[(t - 1) % cpus.size()];
         try {
-            pool.emplace_back([&work, cpu] {
+            std::thread([work, cpu] {
                 if (cpu >= 0) move_to(cpu);
                 work();
-            });
+            }).detach();
         } catch (const std::system_error&) {
             break;  // the threads started (and the caller) take the remaining chunks
         }
     }
     work();
-    for (auto& t : pool) t.join();
+    std::unique_lock<std::mutex> g(state->lock);
+    state->finished.wait(g, [&] { return state->done.load() == chunks; });
 }
 
 }  // namespace fastfl

@@ -23,7 +23,8 @@ std::size_t chunk_size(std::size_t n, int threads, std::size_t min_per_thread = 
 /// Run fn(begin, end) on the consecutive chunks [c * step, (c + 1) * step) covering [0, n), step =
 /// chunk_size(n, threads, min_per_thread), on min(threads, n / min_per_thread) threads (at least
 /// one: the caller's), each taking the next chunk until none is left. fn must not throw and must
-/// be safe to run concurrently on disjoint ranges. Returns after every chunk is done. If a thread
+/// be safe to run concurrently on disjoint ranges. Returns after every chunk is done (a worker
+/// that starts after that finds nothing to do and never calls fn). If a thread
 /// cannot be started, the others take its chunks.
 void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t, std::size_t)>& fn,
                   std::size_t min_per_thread = kMinPerThread);

@@ -73,6 +73,21 @@ def using(name: str) -> Iterator[ModuleType]:
         _impl = previous
 
 
+def native_core() -> ModuleType | None:
+    """The compiled core `fastfl._C` while the native backend serves CPU tensors, else None.
+
+    For callers that run a whole operation in one compiled call (the serializer's flat plans);
+    they validate what they pass, as this module does.
+    """
+    return getattr(_impl, "_C", None) if _impl.NAME == "native" else None
+
+
+def native_threads() -> int:
+    """The thread count the kernels use for large buffers (FASTFL_NUM_THREADS, else torch's)."""
+    threads = getattr(_impl, "threads", None)
+    return int(threads()) if threads is not None else torch.get_num_threads()
+
+
 def _pick(device: torch.device | None) -> ModuleType:
     return _impl if device is None or device.type == "cpu" else _torch
 

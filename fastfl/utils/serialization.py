@@ -11,14 +11,46 @@ import torch
 from torch import Tensor, nn
 
 from fastfl import ops
-from fastfl.dtypes import FLOAT_DTYPES
+from fastfl.dtypes import CODES, FLOAT_DTYPES
 from fastfl.errors import KernelArgumentError, KernelTypeError
-from fastfl.utils._layout import Layout, layout_of
+from fastfl.utils._layout import Layout, cached_layout, layout_of
 
 __all__ = ["SerializationTool"]
 
 MODES = ("copy", "add", "sub")
+PLAN_MODES = {"copy": 0, "add": 1, "sub": -1}
 CPU = torch.device("cpu")
+
+
+def _plan_ready(layout: Layout | None, buf: Tensor) -> bool:
+    """True when `layout`'s compiled plan may copy to or from `buf` (a checked tensor)."""
+    return (
+        layout is not None
+        and layout.plan is not None
+        and buf.numel() == layout.numel
+        and buf.is_cpu
+        and buf.is_contiguous()
+        and ops.native_core() is not None
+    )
+
+
+def _plan_unflatten(model: nn.Module, layout: Layout | None, flat: Tensor, mode: str) -> bool:
+    """Write `flat` into the model through the layout's plan; False when it cannot.
+
+    The plan re-checks the model first: if anything changed since the layout was built, it copies
+    nothing and returns False.
+    """
+    code = CODES.get(flat.dtype)
+    if code is None or not _plan_ready(layout, flat):
+        return False
+    return bool(layout.plan.unflatten(model, flat, int(code), PLAN_MODES[mode], ops.native_threads()))
+
+
+def _plan_flatten(model: nn.Module, layout: Layout | None, out: Tensor) -> bool:
+    """Copy the model into `out` through the layout's plan; False when it cannot (see above)."""
+    if not _plan_ready(layout, out):
+        return False
+    return bool(layout.plan.flatten(model, out, int(CODES[out.dtype]), ops.native_threads()))
 
 
 def _check_out(out: object, numel: int, what: str) -> Tensor:
@@ -84,6 +116,16 @@ class SerializationTool:
             `out`, or a new CPU tensor (as FedLab, also for CUDA models).
         """
         _check_dtype(dtype)
+        layout = cached_layout(model, include_buffers)
+        if layout is not None and layout.plan is not None:  # one compiled call re-checks and copies
+            if out is not None:
+                _check_out(out, layout.numel, "model's element count")
+                if _plan_flatten(model, layout, out):
+                    return out
+            else:
+                fresh = ops.empty(layout.numel, dtype=dtype or layout.dtype)
+                if _plan_flatten(model, layout, fresh):
+                    return fresh
         layout = layout_of(model, include_buffers)
         if out is not None:
             _check_out(out, layout.numel, "model's element count")
@@ -154,6 +196,8 @@ class SerializationTool:
         flat = serialized_parameters
         if not isinstance(flat, Tensor):
             raise KernelTypeError(f"serialized_parameters must be a torch.Tensor, got {type(flat).__name__}")
+        if _plan_unflatten(model, cached_layout(model, include_buffers), flat, mode):
+            return  # the compiled plan found the model unchanged and wrote it in one call
         layout = layout_of(model, include_buffers)
         if flat.numel() != layout.numel:
             what = "parameters and buffers" if include_buffers else "parameters"
@@ -166,6 +210,8 @@ class SerializationTool:
         if layout.device is not None and flat.device != layout.device:
             flat = flat.to(layout.device)
         flat = flat.contiguous()
+        if _plan_unflatten(model, layout, flat, mode):
+            return
         dsts = list(layout.tensors)
         if mode != "copy":  # integer buffers come last in the layout; skip them
             dsts = [t for t in dsts if t.is_floating_point()]

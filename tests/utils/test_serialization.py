@@ -73,19 +73,29 @@ def test_results_equal_fedlab(backend):
 
 
 def test_one_kernel_call_per_direction(monkeypatch):
+    """Each direction is one compiled call: the layout's plan, or one ops kernel when there is none."""
+    from fastfl.utils import serialization
+
     model = small_cnn()
     calls = {"flatten": 0, "unflatten_": 0}
-    for name in calls:
-        real = getattr(ops, name)
+    for module, names in (
+        (ops, ("flatten", "unflatten_")),
+        (serialization, ("_plan_flatten", "_plan_unflatten")),
+    ):
+        for name, key in zip(names, calls, strict=True):
+            real = getattr(module, name)
 
-        def counting(*args, _real=real, _name=name, **kwargs):
-            calls[_name] += 1
-            return _real(*args, **kwargs)
+            def counting(*args, _real=real, _key=key, **kwargs):
+                done = _real(*args, **kwargs)
+                calls[_key] += done is not False  # a plan that declines did no work
+                return done
 
-        monkeypatch.setattr(ops, name, counting)
-    flat = ST.serialize_model(model, include_buffers=True)
-    ST.deserialize_model(model, flat, mode="add", include_buffers=True)
-    assert calls == {"flatten": 1, "unflatten_": 1}
+            monkeypatch.setattr(module, name, counting)
+    for _ in range(3):  # the first call builds the layout, the next ones use its plan
+        calls.update(flatten=0, unflatten_=0)
+        flat = ST.serialize_model(model, include_buffers=True)
+        ST.deserialize_model(model, flat, mode="add", include_buffers=True)
+        assert calls == {"flatten": 1, "unflatten_": 1}
 
 
 def test_length_mismatch_is_a_value_error():

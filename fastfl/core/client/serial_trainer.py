@@ -144,7 +144,7 @@ class SerialTrainer(ClientTrainer):
         counts: list[int] = []
         self.losses = []
         if self.aggregate:
-            acc = torch.zeros(numel, dtype=torch.float32)
+            acc = ops.empty(numel).zero_()  # huge-page-advised or pooled when large, like the rows
         for k, idx in enumerate(ids):
             self._LOGGER.debug(f"Starting training procedure of client [{idx}]")
             loader = self._get_dataloader(client_id=idx)

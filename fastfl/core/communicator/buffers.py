@@ -17,6 +17,12 @@ Blocks are used three ways: received small packages land in a ring of 8 KiB fram
 collected `Package` gives its buffer to a bounded pool (`BufferPool`) for the next package of a
 similar size. Reusing memory saves the page faults of a fresh allocation, which cost as much as
 the copy or the transfer itself for large packages. Only CPU memory is reused.
+
+A block of `ops.LARGE_BYTES` (4 MiB) or more takes its memory from `fastfl.ops.empty`: 2 MiB-aligned
+pages advised for transparent huge pages, or warm pages that the native pool kept from a freed
+buffer. Such memory goes back to that pool only when the block and everything made from it are
+gone (the block's numpy array holds the tensor that owns it), so the rule above is unchanged; a
+block that the pools here drop still comes back warm the next time one of its size is needed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import weakref
 import numpy as np
 import torch
 from torch import Tensor
+
+from fastfl import ops
 
 HUGE_ALLOC = 1 << 21
 MIN_REUSE = 1 << 16
@@ -47,10 +55,25 @@ WATCHABLE = _storage_refs_track_storages()
 
 
 def empty_bytes(nbytes: int, device: torch.device | None = None) -> Tensor:
-    """Allocate an uninitialised uint8 buffer; large CPU ones through numpy, which gets huge pages."""
+    """Allocate an uninitialised uint8 buffer; large CPU ones as `host_memory` does."""
     if (device is None or device.type == "cpu") and nbytes >= HUGE_ALLOC:
-        return torch.from_numpy(np.empty(nbytes, dtype=np.uint8))
+        return torch.from_numpy(host_memory(nbytes))
     return torch.empty(nbytes, dtype=torch.uint8, device=device)
+
+
+def host_memory(nbytes: int, *, zeroed: bool = False) -> np.ndarray:
+    """Uninitialised (or zeroed) CPU bytes as a numpy array, cheap to write for the first time.
+
+    From `ops.LARGE_BYTES` up: `fastfl.ops.empty` memory (huge-page-advised, or warm from the
+    native pool), held by the array until the array and every view of it are gone. Below: numpy
+    (the C allocator's free lists serve small sizes warm; calloc gives zeros for free).
+    """
+    if nbytes < ops.LARGE_BYTES:
+        return np.zeros(nbytes, np.uint8) if zeroed else np.empty(nbytes, np.uint8)
+    owner = ops.empty(nbytes, dtype=torch.uint8)
+    if zeroed:
+        owner.zero_()
+    return owner.numpy()
 
 
 class HostBlock:
@@ -58,7 +81,7 @@ class HostBlock:
 
     Args:
         nbytes: the block's size.
-        zeroed: start with zero bytes (calloc: cheaper than writing zeros).
+        zeroed: start with zero bytes.
 
     Attributes:
         mem: the block's memory (a numpy uint8 array; never hand it out directly).
@@ -69,7 +92,7 @@ class HostBlock:
     __slots__ = ("_refs", "mem", "whole")
 
     def __init__(self, nbytes: int, *, zeroed: bool = False) -> None:
-        self.mem = np.zeros(nbytes, np.uint8) if zeroed else np.empty(nbytes, np.uint8)
+        self.mem = host_memory(nbytes, zeroed=zeroed)
         self.whole = torch.from_numpy(self.mem)
         self._refs: list[weakref.ref] = []
 

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from fastfl import ops
 from fastfl.core.communicator import transport
 from fastfl.core.communicator._helpers import to_message_code
 from fastfl.core.communicator.wire import DEFAULT_MAX_TENSORS, ITEMSIZE, MAX_NDIM
@@ -165,7 +166,7 @@ def recv_fedlab(
             f"FedLab package from rank {source} holds {numel * ITEMSIZE[dtype]} bytes, over "
             f"max_message_bytes={max_message_bytes}"
         )
-    content = torch.empty(numel, dtype=dtype)
+    content = ops.empty(numel, dtype=dtype)  # large: huge-page-advised or pooled (fastfl.ops.empty)
     transport.recv(content, source, timeout, "receiving FedLab content")
     tensors = [
         t.view(shape) for t, (_, shape) in zip(content.split([n for n, _ in records]), records, strict=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fastfl import ops
 from fastfl.core.communicator import Package, PackageProcessor, reader, transport, wire
 from fastfl.core.communicator.buffers import PACKAGE_BUFFERS, BodyBuffers, BufferPool, FrameRing, HostBlock
 from fastfl.utils import MessageCode
@@ -37,7 +38,7 @@ def _bytes_of(kept: object) -> bytes:
     if isinstance(kept, list):
         kept = kept[0]
     if isinstance(kept, torch.UntypedStorage):
-        return bytes(kept.tolist())
+        return torch.empty(0, dtype=torch.uint8).set_(kept).numpy().tobytes()
     if isinstance(kept, memoryview):
         return kept.tobytes()
     return np.ascontiguousarray(np.asarray(kept)).tobytes()
@@ -55,6 +56,21 @@ def test_block_is_busy_while_anything_made_from_a_handed_out_tensor_lives(keep):
     del kept
     assert block.free()
     assert before  # what was kept was readable while the block was busy
+
+
+@pytest.mark.parametrize("keep", list(KEEPERS.values()), ids=list(KEEPERS))
+def test_large_block_memory_is_not_handed_out_again_while_anything_holds_it(keep):
+    nbytes = ops.LARGE_BYTES
+    block = HostBlock(nbytes)
+    t = block.hand_out(torch.frombuffer(block.mem, dtype=torch.float32, count=nbytes // 4))
+    t.fill_(7.0)
+    kept = keep(t)
+    before = _bytes_of(kept)
+    del t, block  # only `kept` holds the memory now
+    others = [ops.empty(nbytes, dtype=torch.uint8) for _ in range(3)]  # would take pooled memory
+    for other in others:
+        other.fill_(1)
+    assert _bytes_of(kept) == before
 
 
 def test_copies_do_not_hold_the_block():
@@ -96,12 +112,17 @@ GROUP = transport.Group(rank=0, world_size=2, device=torch.device("cpu"))
 SETTINGS = PackageProcessor(timeout=5.0, max_tensors=1000)
 
 
-def _package(value: float, big: bool) -> Package:
-    n = 20_000 if big else 12  # 80 KB: a reusable second transfer; 48 bytes: inline
+# 48 bytes: inline in the frame; 80 KB: a reusable second transfer; 4.8 MB: a body in
+# fastfl.ops.empty memory (huge-page-advised, from the native pool once freed).
+SIZES = {"frame": 12, "body": 20_000, "large": 1_200_000}
+
+
+def _package(value: float, size: str) -> Package:
+    n = SIZES[size]
     return Package(MessageCode.ParameterUpdate, [torch.full((n // 4, 4), value), torch.arange(5)])
 
 
-@pytest.mark.parametrize("big", [False, True], ids=["frame", "body"])
+@pytest.mark.parametrize("big", list(SIZES))
 @pytest.mark.parametrize("keep", list(KEEPERS.values()), ids=list(KEEPERS))
 def test_received_memory_is_kept_while_referenced_then_reused(monkeypatch, keep, big):
     link = FakeLink(monkeypatch)
@@ -131,7 +152,7 @@ def test_frame_ring_without_slots_always_allocates(monkeypatch):
     link = FakeLink(monkeypatch)
     frames = FrameRing(wire.FRAME_BYTES, slots=0)
     for value in (1.0, 2.0):
-        link.send(_package(value, False))
+        link.send(_package(value, "frame"))
         got = reader.receive(None, GROUP, SETTINGS, frames, BodyBuffers())
         assert got.content[0][0, 0] == value
     assert frames._frames == []
