@@ -12,6 +12,7 @@ partial last batch are exactly `VectorizedSGD.train`'s (same `orders`, same slic
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -104,10 +105,11 @@ class FusedSGD:
 
     def supports(self, inputs: Tensor, labels: Tensor) -> str | None:
         """None when the whole data set fits the fused step, else why not."""
-        rows = inputs.flatten(1) if self.flatten and inputs.dim() > 1 else inputs
+        # Each sample's features as the first Linear sees them (Flatten: all but the batch dim).
+        features = list(inputs.shape[1:]) if not self.flatten else [math.prod(inputs.shape[1:])]
         if inputs.dtype != torch.float32 or inputs.device.type != "cpu":
             return "the inputs are not fp32 CPU tensors"
-        if rows.dim() != 2 or rows.shape[1] != self.in_features:
+        if inputs.dim() < 2 or features != [self.in_features]:
             return "the inputs' shape does not match the first Linear"
         if labels.dtype != torch.int64 or labels.dim() != 1:
             return "the labels are not 1-D class indices"
@@ -169,7 +171,6 @@ class FusedSGD:
         clients, epochs = len(orders), len(orders[0]) if orders else 0
         out.copy_(flat.reshape(1, -1).expand(clients, -1))  # every client starts from `flat`
         params = self._views(out, clients)
-        rows = inputs.flatten(1) if self.flatten else inputs
         loss_sum, steps = torch.zeros(clients), 0
         with torch.no_grad():
             for epoch in range(epochs):
@@ -177,7 +178,7 @@ class FusedSGD:
                 for start in range(0, idx.shape[1], batch_size):
                     # Gathered per batch, not per epoch: the batch is still in cache for the GEMMs.
                     part = idx[:, start : start + batch_size]
-                    x = rows.index_select(0, part.reshape(-1)).view(*part.shape, -1)
+                    x = inputs.index_select(0, part.reshape(-1)).view(*part.shape, -1)
                     loss_sum += self._step(params, x, labels[part], lr)
                     steps += 1
         return loss_sum / steps if steps else torch.full((clients,), float("nan"))

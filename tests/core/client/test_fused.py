@@ -173,8 +173,10 @@ def test_other_losses_are_not_fused(criterion):
         TensorDataset(torch.randn(80, 5), torch.randint(0, 3, (80,)).int()),  # not int64 labels
         TensorDataset(torch.randn(80, 5), torch.full((80,), 7)),  # labels beyond the classes
         TensorDataset(torch.randn(80, 5), torch.full((80,), -100)),  # cross-entropy's ignore_index
+        TensorDataset(torch.randn(80, 5, 1), torch.randint(0, 3, (80,))),  # 3-D, no Flatten
+        TensorDataset(torch.randn(80, 6), torch.randint(0, 3, (80,))),  # 6 features for Linear(5, .)
     ],
-    ids=["float64-inputs", "int32-labels", "label-7", "label-ignored"],
+    ids=["float64-inputs", "int32-labels", "label-7", "label-ignored", "3-d", "wrong-width"],
 )
 def test_data_the_fused_step_cannot_take_is_not_fused(data):
     model = _model()
@@ -184,3 +186,15 @@ def test_data_the_fused_step_cannot_take_is_not_fused(data):
 def test_bad_fused_flag():
     with pytest.raises(TypeError, match="fused"):
         SubsetSerialTrainer(_model(), _data(), _slices(), fused="yes")
+
+
+def test_flatten_of_strided_images_matches():
+    """Images in a non-contiguous layout: the fused step gathers rows, then flattens them."""
+    g = torch.Generator().manual_seed(3)
+    images = torch.randn(80, 3, 2, 2, generator=g).permute(0, 2, 3, 1)  # [n, 2, 2, 3], strided
+    data = TensorDataset(images, torch.randint(0, 3, (80,), generator=g))
+    model = _mlp(12, [4], 3, [True, False], True, 0)
+    fused, rows = _train(model, data, _slices(), IDS, 3, ARGS)
+    assert type(fused._vectorized) is FusedSGD
+    _, rows_serial = _train(model, data, _slices(), IDS, None, ARGS)
+    _close(rows, rows_serial)
