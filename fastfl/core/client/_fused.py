@@ -2,7 +2,7 @@
 
 Used by `SubsetSerialTrainer`'s batched mode in place of `VectorizedSGD` when the model is an
 `nn.Sequential` of `nn.Linear` (with or without bias) and `nn.ReLU` (an `nn.Flatten` allowed
-first), all parameters trainable fp32 on the CPU. For such a model the step is a few batched
+first) or a bare `nn.Linear`, all parameters trainable fp32 on the CPU. For such a model the step is a few batched
 GEMMs with no autograd graph and no torch.func: forward `baddbmm` + in-place ReLU, the
 cross-entropy gradient as softmax minus one-hot over the batch, backward `bmm`, and the SGD update
 folded into the weight-gradient GEMM (``W.baddbmm_(dZ^T, H, alpha=-lr)``). The GEMMs are the
@@ -31,6 +31,8 @@ class Layer(NamedTuple):
 
 def _leaves(module: nn.Module) -> list[nn.Module] | None:
     """The modules a Sequential runs, nested Sequentials flattened; None for anything else."""
+    if type(module) is nn.Linear:  # a bare Linear (logistic regression) is a stack of one
+        return [module]
     if type(module) is not nn.Sequential:
         return None
     out: list[nn.Module] = []

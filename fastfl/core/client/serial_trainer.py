@@ -193,9 +193,10 @@ class SubsetSerialTrainer(SerialTrainer):
             `torch.func.vmap`; otherwise the trainer trains one client at a time (and logs why
             when an int asked for vmapping).
         fused: in the batched mode, train an `nn.Sequential` of Linear/ReLU layers (optionally
-            Flatten first) with fp32 CPU parameters by a hand-fused step without autograd or
-            torch.func (same results up to float rounding, see `_fused.py`); False: always
-            vmap with torch.func. Other models always use torch.func.
+            Flatten first, or a bare Linear) with fp32 CPU parameters, cross-entropy and plain SGD
+            by a hand-fused step without autograd or torch.func (same results up to float
+            rounding, see `_fused.py`); False: always vmap with torch.func. Other models always
+            use torch.func. `batch_clients=None` never uses it.
     """
 
     def __init__(

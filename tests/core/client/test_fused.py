@@ -82,6 +82,16 @@ def test_relu_on_the_logits_and_later_rounds_match():
     _close(rows, rows_serial)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_bare_linear_matches(bias):
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3, bias=bias)
+    fused, rows = _train(model, _data(), _slices(), IDS, 2, ARGS, rounds=2)
+    assert type(fused._vectorized) is FusedSGD
+    _, rows_serial = _train(model, _data(), _slices(), IDS, None, ARGS, rounds=2)
+    _close(rows, rows_serial)
+
+
 def test_auto_uses_the_fused_step_and_none_stays_serial():
     auto, rows = _train(_model(), _data(), _slices(), IDS, "auto", ARGS, rounds=5)
     assert type(auto._vectorized) is FusedSGD
