@@ -2,8 +2,10 @@
 
 Compared in one run: fastfl (SubsetSerialTrainer + SyncParameterServerHandler) by default
 (`batch_clients="auto"`: it times both modes on its first rounds, which the warm-up covers, and
-keeps the faster), forced one client at a time ("fastfl-serial", `batch_clients=None`) and forced
-vmapped ("fastfl-vmap", `batch_clients=256`: clients trained together), FedLab 1.2.1's
+keeps the faster), forced one client at a time ("fastfl-serial", `batch_clients=None`), forced
+batched ("fastfl-vmap", `batch_clients=256`: clients trained together, by the hand-fused step for
+these Linear/ReLU models), the default and forced batched with torch.func instead (`fused=False`:
+"fastfl-unfused", the default before the fused step, and "fastfl-vmap-unfused"), FedLab 1.2.1's
 loop (the real `fedlab` SubsetSerialTrainer and Aggregators when installed, else the same
 algorithm: a DataLoader per client, serialize by cat, stacked aggregation) and the compute floor
 (the same forward/backward/step on pre-batched tensors, no FL around it).
@@ -67,12 +69,14 @@ def _setup(case: str):
 WARMUP = 5
 
 
-def _fastfl_round(data, slices, args, per_round, hidden, batch_clients="auto"):
+def _fastfl_round(data, slices, args, per_round, hidden, batch_clients="auto", fused=True):
     torch.manual_seed(0)
     model = _mlp(hidden)
     handler = SyncParameterServerHandler(model, 10**6, per_round / len(slices), seed=0)
     handler.client_num_in_total = len(slices)
-    trainer = SubsetSerialTrainer(_mlp(hidden), data, slices, args=args, seed=0, batch_clients=batch_clients)
+    trainer = SubsetSerialTrainer(
+        _mlp(hidden), data, slices, args=args, seed=0, batch_clients=batch_clients, fused=fused
+    )
 
     def round_():
         ids = handler.sample_clients()
@@ -135,10 +139,20 @@ def _fastfl_serial_round(data, slices, args, per_round, hidden):
     return _fastfl_round(data, slices, args, per_round, hidden, batch_clients=None)
 
 
+def _fastfl_unfused_round(data, slices, args, per_round, hidden):
+    return _fastfl_round(data, slices, args, per_round, hidden, fused=False)
+
+
+def _fastfl_vmap_unfused_round(data, slices, args, per_round, hidden):
+    return _fastfl_round(data, slices, args, per_round, hidden, batch_clients=256, fused=False)
+
+
 IMPLS = {
     "fastfl": _fastfl_round,
+    "fastfl-unfused": _fastfl_unfused_round,
     "fastfl-serial": _fastfl_serial_round,
     "fastfl-vmap": _fastfl_vmap_round,
+    "fastfl-vmap-unfused": _fastfl_vmap_unfused_round,
     "fedlab-1.2.1": _fedlab_round,
     "floor": _floor_round,
 }

@@ -6,7 +6,9 @@ stacking and indexing work for nothing); vmapped training wins when per-client o
 on every machine, so the chooser measures: rounds alternate between the two modes (one at a time
 first) until each has run `trials` times, then every later round uses the mode with the lower best
 time per sample-epoch (samples x epochs trained in the round). Results of the two modes agree up to
-float rounding, so the choice never changes what is computed, only how fast.
+float rounding, so the choice never changes what is computed, only how fast. For an
+`nn.Sequential` of Linear/ReLU layers the batched mode is the hand-fused step of `_fused.py`
+(unless `fused=False`), so that is what competes with one client at a time.
 """
 
 from __future__ import annotations

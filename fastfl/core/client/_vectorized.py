@@ -9,12 +9,16 @@ vmap). Clients with different sample counts go into different groups; no padding
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from fastfl import ops
+
+if TYPE_CHECKING:
+    from fastfl.core.client._fused import FusedSGD
 
 __all__ = ["VectorizedSGD", "train_clients"]
 
@@ -116,7 +120,7 @@ class VectorizedSGD:
 
 
 def train_clients(
-    vsgd: VectorizedSGD,
+    vsgd: VectorizedSGD | FusedSGD,
     flat: Tensor,
     data: tuple[Tensor, Tensor],
     orders: list[list[Tensor]],
@@ -128,7 +132,7 @@ def train_clients(
     chunk: int,
     aggregate: bool,
 ) -> Tensor:
-    """Train clients from `flat`, grouped by sample count and vmapped `chunk` at a time.
+    """Train clients from `flat`, grouped by sample count and vmapped (or fused) `chunk` at a time.
 
     Client k's trained vector goes to ``rows[k]``, or, with `aggregate`, the sample-weighted mean
     of all of them goes to ``rows[0]``. Returns each client's mean training loss.

@@ -16,6 +16,7 @@ from fastfl import ops
 from fastfl.core._updates import counts_meta
 from fastfl.core.client import SERIAL_TRAINER
 from fastfl.core.client._batches import SubsetBatches, as_index_tensor
+from fastfl.core.client._fused import FusedSGD, fused_sgd
 from fastfl.core.client._mode import AUTO, ModeChooser
 from fastfl.core.client._vectorized import VectorizedSGD, train_clients
 from fastfl.core.client.trainer import ClientTrainer
@@ -191,6 +192,11 @@ class SubsetSerialTrainer(SerialTrainer):
             `TensorDataset` of (inputs, labels) and a model whose forward runs under
             `torch.func.vmap`; otherwise the trainer trains one client at a time (and logs why
             when an int asked for vmapping).
+        fused: in the batched mode, train an `nn.Sequential` of Linear/ReLU layers (optionally
+            Flatten first, or a bare Linear) with fp32 CPU parameters, cross-entropy and plain SGD
+            by a hand-fused step without autograd or torch.func (same results up to float
+            rounding, see `_fused.py`); False: always vmap with torch.func. Other models always
+            use torch.func. `batch_clients=None` never uses it.
     """
 
     def __init__(
@@ -207,6 +213,7 @@ class SubsetSerialTrainer(SerialTrainer):
         aggregate: bool = False,
         report_samples: bool = True,
         batch_clients: int | str | None = AUTO,
+        fused: bool = True,
     ):
         super().__init__(
             model, len(data_slices), cuda, logger, aggregate=aggregate, report_samples=report_samples
@@ -220,7 +227,10 @@ class SubsetSerialTrainer(SerialTrainer):
             if batch_clients < 1:
                 raise ValueError(f"batch_clients must be an int >= 1 (or None), got {batch_clients!r}")
         self.batch_clients = batch_clients if batch_clients is None or self._mode else int(batch_clients)
-        self._vectorized: VectorizedSGD | None = None
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be True or False, got {fused!r}")
+        self.fused = fused
+        self._vectorized: VectorizedSGD | FusedSGD | None = None
         self._fallback_reason: str | None = None
         self._fallback_logged = False
         self.dataset = dataset
@@ -305,6 +315,8 @@ class SubsetSerialTrainer(SerialTrainer):
             return "the dataset is not a TensorDataset of (inputs, labels)"
         if self._fallback_reason is not None:
             return self._fallback_reason
+        if self._vectorized is None and self.fused:
+            self._vectorized = fused_sgd(self._model, self._criterion, data.tensors, self.cuda)
         if self._vectorized is None:
             self._model.train()
             self._vectorized = VectorizedSGD(self._model)
