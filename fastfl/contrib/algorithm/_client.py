@@ -44,6 +44,8 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         criterion: the loss (default cross-entropy).
         local_epochs: a function client id -> epochs for this round (stragglers, unequal local
             work); None: ``args["epochs"]`` for everyone.
+        fused: in the batched mode, train Linear/ReLU models with the hand-fused step (as
+            `SubsetSerialTrainer`); False: always torch.func.
     """
 
     fields = 1  # vectors per client in the uplink
@@ -64,10 +66,11 @@ class AlgorithmSerialTrainer(SubsetSerialTrainer):
         batch_clients: int | str | None = None,
         criterion: nn.Module | None = None,
         local_epochs: Callable[[int], int] | None = None,
+        fused: bool = True,
     ):
         super().__init__(
             model, dataset, data_slices, logger, cuda, args, seed=seed, id_offset=id_offset,
-            batch_clients=batch_clients,
+            batch_clients=batch_clients, fused=fused,
         )  # fmt: skip
         if self._flat is None or self._flat.dtype != torch.float32:
             raise TypeError("fastfl.contrib.algorithm trainers need a model whose parameters are all float32")

@@ -16,6 +16,8 @@ from fastfl.contrib.algorithm import (
     qFedAvgSerialClientTrainer,
 )
 from fastfl.contrib.algorithm._uplink import parse_uplink
+from fastfl.core.client._fused import FusedSGD
+from fastfl.core.client._vectorized import VectorizedSGD
 from fastfl.errors import UpdateFormatError
 from tests.contrib.algorithm._quadratic import make_clients
 
@@ -28,8 +30,9 @@ def _serial(cls: type, data: object, slices: list, **kw: object) -> object:
     )
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("cls", [FedAvgSerialClientTrainer, qFedAvgSerialClientTrainer])
-def test_batch_clients_vmaps_plain_sgd_algorithms_with_the_same_result(cls: type) -> None:
+def test_batch_clients_vmaps_plain_sgd_algorithms_with_the_same_result(cls: type, fused: bool) -> None:
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(60, 5, generator=g), torch.randint(0, 3, (60,), generator=g))
     slices = [
@@ -41,10 +44,11 @@ def test_batch_clients_vmaps_plain_sgd_algorithms_with_the_same_result(cls: type
     ]
     x = torch.randn(18)
     one = cls(nn.Linear(5, 3), data, slices, args=dict(ARGS), seed=3)
-    vmapped = cls(nn.Linear(5, 3), data, slices, args=dict(ARGS), seed=3, batch_clients=3)
+    vmapped = cls(nn.Linear(5, 3), data, slices, args=dict(ARGS), seed=3, batch_clients=3, fused=fused)
     one.local_process([0, 1, 2, 3, 4], [x])
     vmapped.local_process([0, 1, 2, 3, 4], [x])
-    assert vmapped._vectorized is not None  # it really took the vmapped path
+    # it really took the batched path, fused (no autograd) or torch.func as asked
+    assert type(vmapped._vectorized) is (FusedSGD if fused else VectorizedSGD)
     for a, b in zip(one.uplink_package, vmapped.uplink_package, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
