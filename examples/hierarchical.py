@@ -5,6 +5,8 @@
 Seven processes (each scheduler starts two more, its connectors) over three gloo groups: the
 upper one (top server + 2 schedulers) and one lower group per scheduler (scheduler + ordinary
 client + serial client simulating 10 clients): 22 clients in total, all sampled every round.
+`--qsgd 127` has the clients send QSGD-coded deltas; each scheduler decodes them and passes them
+up with their delta mark, and the top server adds its model back.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from _common import (
 )
 from torch.utils.data import DataLoader, Subset
 
+from fastfl.contrib.compressor import QSGDCompressor
 from fastfl.core.client import PassiveClientManager, SGDClientTrainer, SubsetSerialTrainer
 from fastfl.core.network import DistNetwork
 from fastfl.core.server import SynchronousServerManager, SyncParameterServerHandler
@@ -54,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", choices=["top", "scheduler", "client"], default=None)
     parser.add_argument("--group", type=int, default=1)
     parser.add_argument("--ports", default=None)
+    parser.add_argument(
+        "--qsgd",
+        type=int,
+        default=0,
+        metavar="S",
+        help="clients send QSGD-coded deltas with S levels (0: raw)",
+    )
     args = parser.parse_args(argv)
     if args.role is None:
         return launch_all(argv, __file__, roles(), args.timeout)
@@ -91,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
         trainer = SubsetSerialTrainer(model, train, slices[first + 1 : first + 1 + SERIAL], args=hyper)
-    PassiveClientManager(network, trainer).run()
+    compressor = QSGDCompressor(s=args.qsgd, seed=args.seed + args.group) if args.qsgd else None
+    PassiveClientManager(network, trainer, compressor=compressor).run()
     return 0
 
 

@@ -56,3 +56,11 @@ def test_hierarchical_two_schedulers_weighted_by_sample_counts(tmp_path):
     rows, _ = _run("hierarchical.py", tmp_path, "--rounds", "2", "--weighted")
     assert all(r["clients"] == 22 for r in rows)
     assert rows[-1]["accuracy"] >= 0.6
+
+
+def test_hierarchical_compressed_uplinks_keep_their_delta_mark(tmp_path):
+    # QSGD-coded deltas cross a scheduler: it decodes them and must pass their delta mark up, or
+    # the top server averages deltas as if they were models (accuracy fell to 10-20 % that way).
+    rows, _ = _run("hierarchical.py", tmp_path, "--rounds", "2", "--qsgd", "127")
+    assert all(r["clients"] == 22 for r in rows)
+    assert rows[-1]["accuracy"] >= 0.6
